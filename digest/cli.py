@@ -1,0 +1,278 @@
+"""The `digest` command: thin click commands over the library. `main()` is the one place
+that turns a DigestError into `error: …` on stderr and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest import pipeline
+from digest import subscribers as subscriber_list
+from digest.config import Config, default_config_path, load_config
+from digest.errors import DigestError
+from digest.models import RunReport
+
+log = logging.getLogger("digest")
+
+
+class Context:
+    """What every command needs: where the config is, loaded on first use."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Config file (default: $DIGEST_CONFIG, else ./config.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+@click.version_option(package_name="spacecraft-digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool) -> None:
+    """Spacecraft Digest: gather new articles, summarise them, mail one digest."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr, force=True)
+    for noisy in ("urllib3", "cssutils", "premailer", "mail.log", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    ctx.obj = Context(config_path or default_config_path())
+    ctx.meta["verbose"] = verbose
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Build and report, but send and record nothing.")
+@pass_context
+def run(ctx: Context, dry_run: bool) -> None:
+    """Run one digest cycle now: gather, summarise, render, send."""
+    with _graceful_stop():
+        report = pipeline.run_cycle(ctx.config, dry_run=dry_run)
+    _print_report(report)
+
+
+@cli.command()
+@pass_context
+def resume(ctx: Context) -> None:
+    """Finish sending an interrupted digest, and nothing else."""
+    with _graceful_stop():
+        report = pipeline.resume(ctx.config)
+    _print_report(report)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--text", is_flag=True, help="The plain-text part instead of the HTML.")
+@pass_context
+def preview(ctx: Context, out: Path | None, text: bool) -> None:
+    """Build the next digest as it would be sent, without sending or recording anything."""
+    rendered, result, html, plain = pipeline.preview(ctx.config)
+    body = plain if text else html
+    if out:
+        out.write_text(body, encoding="utf-8")
+    else:
+        click.echo(body, nl=False)
+    click.echo(f"subject: {rendered.subject}", err=True)
+    click.echo(f"articles: {len(result.articles)} new of {result.found} found"
+               + (f" (wrote {out})" if out else ""), err=True)
+    for failure in result.failures:
+        click.echo(f"problem: {failure.reason}", err=True)
+
+
+@cli.command()
+@pass_context
+def schedule(ctx: Context) -> None:
+    """Run the scheduler in the foreground: one cycle at each [schedule] cron time."""
+    from digest.scheduler import build_scheduler, guarded
+
+    config = ctx.config
+    scheduler = build_scheduler(config, guarded(lambda: _print_report(
+        pipeline.run_cycle(config))))
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping the scheduler after the current job", signum)
+        pipeline.stop_requested.set()
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    job = scheduler.get_jobs()[0]
+    log.info("scheduler started: cron %r in %s", config.schedule.cron, config.schedule.timezone)
+    scheduler.start(paused=True)
+    log.info("next digest at %s", job.next_run_time)
+    scheduler.resume()
+
+
+@cli.command()
+@pass_context
+def status(ctx: Context) -> None:
+    """Show recent digests, their delivery counts and any unfinished one."""
+    store = pipeline.open_store(ctx.config)
+    try:
+        recent = store.recent_digests()
+    finally:
+        store.close()
+    if not recent:
+        click.echo("no digest yet")
+    for stored, counts in recent:
+        state = "unfinished" if stored.status == "sending" else stored.status
+        click.echo(f"digest {stored.id}  {stored.created_at:%Y-%m-%d %H:%M} UTC  {state:<10} "
+                   f"sent {counts.sent}, failed {counts.failed}, pending {counts.pending}  "
+                   f"{stored.subject}")
+    subs = subscriber_list.read_list(ctx.config.subscribers_path)
+    active = sum(1 for e in subs if e.subscriber.status == "active")
+    click.echo(f"subscribers: {active} active of {len(subs)}")
+
+
+@cli.command()
+@click.option("--fresh", is_flag=True, help="Forget the demo's state and outbox first.")
+@click.option("--serve", is_flag=True,
+              help="Only serve the sample site (:8631) and SMTP server (:8025) until Ctrl-C.")
+@pass_context
+def demo(ctx: Context, fresh: bool, serve: bool) -> None:
+    """Run one cycle against the bundled sample site and a local SMTP server."""
+    from digest.demo.runner import run_demo, serve_forever
+
+    if serve:
+        serve_forever(ctx.config.resolve("outbox"))
+        return
+
+    result = run_demo(ctx.config, fresh=fresh)
+    _print_report(result.report)
+    click.echo(f"outbox:      {result.eml_files} new .eml file(s) in {result.outbox}/")
+    if result.preview:
+        click.echo(f"preview:     {result.preview}")
+    if not result.report.digest_id:
+        click.echo("(run `digest demo --fresh` to start again from an empty demo state)")
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage the subscriber list ([subscribers] path)."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@pass_context
+def subscribers_add(ctx: Context, email: str, name: str) -> None:
+    """Add an address as an active subscriber."""
+    changed = subscriber_list.add_subscriber(ctx.config.subscribers_path, email, name,
+                                             datetime.now(UTC))
+    click.echo(f"{'added' if changed else 'already subscribed'}: {email}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_context
+def subscribers_remove(ctx: Context, email: str) -> None:
+    """Remove an address from the list."""
+    if not subscriber_list.remove_subscriber(ctx.config.subscribers_path, email):
+        raise DigestError(f"{email}: not on the list {ctx.config.subscribers_path}")
+    click.echo(f"removed: {email}")
+
+
+@subscribers.command("list")
+@pass_context
+def subscribers_list(ctx: Context) -> None:
+    """Print every subscriber with their status."""
+    entries = subscriber_list.read_list(ctx.config.subscribers_path)
+    for e in entries:
+        s = e.subscriber
+        click.echo(f"{s.email}\t{s.name}\t{s.status}")
+    click.echo(f"{len(entries)} subscriber(s)", err=True)
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def subscribers_import(ctx: Context, csv_file: Path) -> None:
+    """Merge a CSV (columns email,name[,status]) into the list."""
+    result = subscriber_list.import_csv(ctx.config.subscribers_path, csv_file,
+                                        datetime.now(UTC))
+    for problem in result.skipped:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"imported: {result.added} added, {result.updated} updated, "
+               f"{len(result.skipped)} skipped")
+
+
+@subscribers.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@pass_context
+def subscribers_export(ctx: Context, out: Path | None) -> None:
+    """Write the list as CSV (email,name,status,subscribed_at)."""
+    text = subscriber_list.export_csv(ctx.config.subscribers_path)
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def _print_report(report: RunReport) -> None:
+    if report.resumed_digest_id is not None:
+        click.echo(f"resumed:     digest {report.resumed_digest_id}")
+    if not (report.resumed_digest_id is not None and report.found == 0 and report.new == 0):
+        click.echo(f"articles:    {report.found} found, {report.new} new, "
+                   f"{report.summarized} summarized")
+    click.echo(f"recipients:  {report.recipients}")
+    click.echo(f"sent:        {report.sent}" + (f" ({report.failed} failed)"
+                                                 if report.failed else ""))
+    if report.remaining:
+        click.echo(f"pending:     {report.remaining}")
+    for failure in report.failures:
+        click.echo(f"problem:     {failure.reason}")
+    for note in report.notes:
+        click.echo(f"note:        {note}")
+
+
+class _graceful_stop:  # noqa: N801 (used as a context manager, reads as a phrase)
+    """SIGTERM/SIGINT ask the send loop to stop after the message in flight."""
+
+    def __enter__(self) -> None:
+        self._previous = {sig: signal.signal(sig, self._handle)
+                          for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        log.warning("signal %d: finishing the message in flight, then stopping", signum)
+        pipeline.stop_requested.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, report DigestErrors as one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="digest", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DigestError as exc:
+        if "-v" in sys.argv or "--verbose" in sys.argv:
+            log.exception("details")
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

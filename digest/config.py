@@ -1,0 +1,286 @@
+"""config.toml → validated, frozen dataclasses. Every key is declared once, with type,
+default and help; unknown keys, wrong types and bad values are refused with one line
+naming the file and the key."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+import typing
+import zoneinfo
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest.errors import ConfigError
+
+DEFAULT_SUBJECT = (
+    "{{ title }}: {{ count }} new {{ category }} {{ 'story' if count == 1 else 'stories' }}"
+)
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an http:// or https:// URL, got {value!r}"
+    return None
+
+
+def _check_cron(value: str) -> str | None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        return f"bad cron expression {value!r} ({exc})"
+    return None
+
+
+def _check_timezone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown IANA timezone {value!r} (e.g. 'Europe/London')"
+    return None
+
+
+def _check_address(value: str) -> str | None:
+    from email.utils import parseaddr
+
+    _, addr = parseaddr(value)
+    if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+        return f"expected an email address, got {value!r}"
+    return None
+
+
+def _one_of(*choices: str) -> typing.Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if value not in choices:
+            return f"expected one of {', '.join(map(repr, choices))}, got {value!r}"
+        return None
+
+    return check
+
+
+def _positive(value: int | float) -> str | None:
+    return None if value > 0 else f"expected a number above 0, got {value!r}"
+
+
+def _key(default: Any = MISSING, help: str = "", check: Any = None, toml: str = "") -> Any:
+    """Declare one config key: its default, its help text and an optional value check."""
+    meta = {"help": help, "check": check, "toml": toml}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    title: str = _key("Spacecraft Digest", "Name of the newsletter, shown in subject and header.")
+    category: str = _key("Spacecraft", "Only articles in this category are gathered.")
+    max_articles: int = _key(20, "At most this many articles in one digest.", _positive)
+    summary_sentences: int = _key(3, "Sentences per article summary.", _positive)
+    summary_max_words: int = _key(90, "Upper bound on words per summary.", _positive)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str = _key(help="Site name shown next to each article.")
+    url: str = _key(help="URL of the site's category feed.", check=_check_url)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    from_address: str = _key(help="From: header, e.g. 'Spacecraft Digest <digest@example.org>'.",
+                             check=_check_address, toml="from")
+    reply_to: str = _key("", "Reply-To: header; empty for none.")
+    subject: str = _key(DEFAULT_SUBJECT, "Jinja2 template of the subject line.")
+    base_url: str = _key("http://127.0.0.1:8080", "Public URL of the web app (unsubscribe links).",
+                         _check_url)
+    postal_address: str = _key("", "Sender's postal address shown in the footer.")
+    templates: str = _key("templates", "Folder of the email templates, relative to config.toml.")
+    signing_key_env: str = _key("DIGEST_SIGNING_KEY",
+                                "Environment variable holding the key that signs unsubscribe links.")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = _key("localhost", "SMTP relay host.")
+    port: int = _key(25, "SMTP relay port.", _positive)
+    security: str = _key("starttls", "'starttls', 'ssl' or 'none'.",
+                         _one_of("starttls", "ssl", "none"))
+    username: str = _key("", "Login name; empty for no AUTH.")
+    password_env: str = _key("DIGEST_SMTP_PASSWORD",
+                             "Environment variable holding the SMTP password.")
+    timeout: float = _key(30.0, "Seconds to wait for the relay.", _positive)
+
+
+@dataclass(frozen=True)
+class SubscriberSettings:
+    path: str = _key("subscribers/subscribers.csv",
+                     "Subscriber list (CSV: email,name,status), relative to config.toml.")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    database: str = _key("state/digest.sqlite3", "State database path, relative to config.toml.")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str = _key("0 7 * * mon", "When `digest schedule` runs a cycle (crontab syntax).",
+                     _check_cron)
+    timezone: str = _key("Europe/London", "IANA timezone of the cron expression.",
+                         _check_timezone)
+    misfire_grace_time: int = _key(3600, "Seconds a late run may still start.", _positive)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    timeout: float = _key(20.0, "Seconds to wait for a site to answer.", _positive)
+    user_agent: str = _key("SpacecraftDigest/0.1 (+https://github.com/spacecraft-digest)",
+                           "User-Agent sent to news sites.")
+    max_bytes: int = _key(10_000_000, "Largest response body read, in bytes.", _positive)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration, with paths resolved against the config file."""
+
+    path: Path
+    digest: DigestSettings
+    sources: tuple[SourceSettings, ...]
+    email: EmailSettings
+    smtp: SmtpSettings
+    subscribers: SubscriberSettings
+    state: StateSettings
+    schedule: ScheduleSettings
+    fetch: FetchSettings
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the folder holding config.toml."""
+        return (self.path.parent / relative).resolve()
+
+    @property
+    def database_path(self) -> Path:
+        return self.resolve(self.state.database)
+
+    @property
+    def subscribers_path(self) -> Path:
+        return self.resolve(self.subscribers.path)
+
+    @property
+    def templates_path(self) -> Path:
+        return self.resolve(self.email.templates)
+
+    def smtp_password(self) -> str:
+        """The SMTP password, read from the environment variable the config names."""
+        return os.environ.get(self.smtp.password_env, "")
+
+
+SECTIONS: dict[str, type] = {
+    "digest": DigestSettings,
+    "email": EmailSettings,
+    "smtp": SmtpSettings,
+    "subscribers": SubscriberSettings,
+    "state": StateSettings,
+    "schedule": ScheduleSettings,
+    "fetch": FetchSettings,
+}
+REQUIRED_SECTIONS = ("email",)
+
+
+def default_config_path() -> Path:
+    """$DIGEST_CONFIG when set, else ./config.toml."""
+    return Path(os.environ.get("DIGEST_CONFIG") or "config.toml")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; raise ConfigError naming the file and key at fault."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path.resolve())
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document."""
+    known = set(SECTIONS) | {"sources"}
+    for name in raw:
+        if name not in known:
+            raise ConfigError(f"{path}: unknown section [{name}]{_hint(name, known)}")
+    for name in REQUIRED_SECTIONS:
+        if name not in raw:
+            raise ConfigError(f"{path}: missing section [{name}]")
+    sections = {name: _build(cls, raw.get(name, {}), f"[{name}]", path)
+                for name, cls in SECTIONS.items()}
+    sources_raw = raw.get("sources", [])
+    if not isinstance(sources_raw, list) or not sources_raw:
+        raise ConfigError(f"{path}: [[sources]]: at least one source block is required")
+    sources = tuple(_build(SourceSettings, block, f"[[sources]] #{i}", path)
+                    for i, block in enumerate(sources_raw, start=1))
+    return Config(path=path, sources=sources, **sections)
+
+
+def _build(cls: type, table: Any, where: str, path: Path) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: expected a table")
+    by_toml = {(f.metadata.get("toml") or f.name): f for f in fields(cls)}
+    for key in table:
+        if key not in by_toml:
+            raise ConfigError(f"{path}: {where} {key}: unknown key{_hint(key, by_toml)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for toml_name, f in by_toml.items():
+        if toml_name not in table:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{path}: {where} {toml_name}: required key is missing")
+            continue
+        value = _coerce(table[toml_name], hints[f.name], f"{path}: {where} {toml_name}")
+        check = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{path}: {where} {toml_name}: {problem}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _coerce(value: Any, expected: Any, where: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(expected)
+    if origin in (list, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(expected, types.UnionType):
+        expected = typing.get_args(expected)
+    wrong_bool = isinstance(value, bool) and expected is not bool
+    if wrong_bool or not isinstance(value, expected):
+        name = getattr(expected, "__name__", str(expected))
+        raise ConfigError(f"{where}: expected {_type_word(name)}, got {value!r}")
+    return value
+
+
+def _type_word(name: str) -> str:
+    return {"str": "a string", "int": "an integer", "float": "a number",
+            "bool": "true or false"}.get(name, name)
+
+
+def _hint(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def documented_keys() -> list[str]:
+    """Every config key as 'section.key', for the docs test and `digest config keys`."""
+    keys = [f"{name}.{f.metadata.get('toml') or f.name}"
+            for name, cls in SECTIONS.items() for f in fields(cls)]
+    keys += [f"sources.{f.name}" for f in fields(SourceSettings)]
+    return keys

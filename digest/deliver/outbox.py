@@ -1,0 +1,30 @@
+"""A transport that writes each message as an .eml file: previews, staging, tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+class OutboxTransport:
+    """Writes every message into a folder, one file per recipient and message."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self) -> None:
+        """Create the folder."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """Write the message atomically; the name is stable for the same message and recipient."""
+        name = hashlib.sha256(recipient.casefold().encode() + message[:4096]).hexdigest()[:20]
+        path = self.folder / f"{name}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(message)
+        os.replace(tmp, path)
+        return f"250 written to {path.name}"
+
+    def close(self) -> None:
+        """Nothing to release."""

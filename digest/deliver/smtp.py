@@ -1,0 +1,101 @@
+"""SMTP delivery with smtplib: one connection reused for many messages, STARTTLS or SSL
+with certificate checks, login when a username is set."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+
+from digest.config import SmtpSettings
+from digest.errors import DeliveryError, TransportError
+
+
+class SmtpTransport:
+    """Sends each message with MAIL/RCPT/DATA on one kept-open connection."""
+
+    def __init__(self, settings: SmtpSettings, *, password: str = "") -> None:
+        self.settings = settings
+        self._password = password
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.settings.host}:{self.settings.port}"
+
+    def open(self) -> None:
+        """Connect, secure and log in; raise TransportError naming the server on failure."""
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            if s.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
+                                                      context=context)
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp.ehlo()
+            if s.security == "starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.username:
+                smtp.login(s.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"{self.where}: login as {s.username!r} refused "
+                                 f"({exc.smtp_code} {_text(exc.smtp_error)})") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"{self.where}: {exc} (check [smtp] security)") from None
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise TransportError(f"{self.where}: TLS failed ({exc})") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"{self.where}: cannot connect ({exc})") from None
+        self._smtp = smtp
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """Send one message; DeliveryError for this recipient, TransportError when the link is gone."""
+        smtp = self._smtp
+        if smtp is None:
+            raise TransportError(f"{self.where}: send() before open()")
+        try:
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                self._reset()
+                raise _refusal(recipient, "MAIL FROM", code, reply)
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset()
+                raise _refusal(recipient, "RCPT TO", code, reply)
+            code, reply = smtp.data(message)
+        except smtplib.SMTPDataError as exc:
+            self._reset()
+            raise _refusal(recipient, "DATA", exc.smtp_code, exc.smtp_error) from None
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._smtp = None
+            raise TransportError(f"{self.where}: connection lost ({exc})") from None
+        return f"{code} {_text(reply)}"
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._smtp = None
+
+    def close(self) -> None:
+        """Say QUIT and close the connection."""
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+
+
+def _refusal(recipient: str, stage: str, code: int, reply: bytes | str) -> DeliveryError:
+    permanent = 500 <= code < 600 and code != 552  # RFC 5321: 552 is treated as temporary
+    return DeliveryError(f"{recipient}: {stage} refused: {code} {_text(reply)}",
+                         permanent=permanent)
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", errors="replace")
+    return " ".join(reply.split())

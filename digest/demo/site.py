@@ -1,0 +1,276 @@
+"""A small WordPress-like news site served on 127.0.0.1: home page, category pages,
+category RSS feeds and article pages whose source and disclaimer lines are marked up in
+several different ways, with the boilerplate real pages carry around an article."""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+from digest.sources.feed import normalise_label
+
+
+@dataclass(frozen=True)
+class SampleArticle:
+    """One article of the sample site."""
+
+    slug: str
+    title: str
+    category: str
+    published: datetime
+    author: str
+    standfirst: str
+    body: str
+    source: str = ""
+    source_style: str = "plain"
+    disclaimer: str = ""
+    disclaimer_style: str = "plain"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def path(self) -> str:
+        return f"/{self.published:%Y/%m/%d}/{self.slug}/"
+
+    @property
+    def category_slug(self) -> str:
+        return slugify(self.category)
+
+
+def slugify(text: str) -> str:
+    """'Earth Science' → 'earth-science'."""
+    return re.sub(r"[^a-z0-9]+", "-", normalise_label(text)).strip("-")
+
+
+def load_sample_articles() -> list[SampleArticle]:
+    """The articles bundled with the package."""
+    raw = tomllib.loads(resources.files("digest.demo").joinpath("sample_articles.toml")
+                        .read_text(encoding="utf-8"))
+    return [_article(item) for item in raw["article"]]
+
+
+def _article(item: dict[str, Any]) -> SampleArticle:
+    values = dict(item)
+    values["tags"] = tuple(values.get("tags", ()))
+    return SampleArticle(**values)
+
+
+# --- markup --------------------------------------------------------------------------
+
+
+def _label_split(line: str) -> tuple[str, str]:
+    match = re.match(r"^(\(?\s*[A-Za-z]+\s*(?::|-))(.*)$", line, re.DOTALL)
+    return (match.group(1), match.group(2)) if match else ("", line)
+
+
+def source_markup(line: str, style: str) -> str:
+    """The source line as this page style writes it."""
+    e = html.escape
+    label, rest = _label_split(line)
+    return {
+        "plain": f"<p>{e(line)}</p>",
+        "strong": f"<p><strong>{e(label)}</strong>{e(rest)}</p>",
+        "class": f'<p class="article-source">{e(line)}</p>',
+        "em": f"<p><em>{e(line)}</em></p>",
+        "credit-div": f'<div class="credit">{e(line)}</div>',
+    }[style]
+
+
+def disclaimer_markup(line: str, style: str) -> str:
+    """The disclaimer line as this page style writes it."""
+    e = html.escape
+    label, rest = _label_split(line)
+    return {
+        "plain": f"<p>{e(line)}</p>",
+        "em": f"<p><em>{e(line)}</em></p>",
+        "class": f'<p class="disclaimer">{e(line)}</p>',
+        "strong": f"<p><strong>{e(label)}</strong>{e(rest)}</p>",
+    }[style]
+
+
+def body_markup(body: str) -> str:
+    """'## ' lines become headings, blank-line separated blocks paragraphs."""
+    parts = []
+    for block in re.split(r"\n\s*\n", body.strip()):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        for line in [ln for ln in lines if ln.startswith("## ")]:
+            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+        text = " ".join(ln for ln in lines if not ln.startswith("## "))
+        if text:
+            parts.append(f"<p>{html.escape(text)}</p>")
+    return "\n".join(parts)
+
+
+class SampleSite:
+    """The pages of the site, built from a list of articles (tests pass their own)."""
+
+    name = "Orbital Desk"
+
+    def __init__(self, articles: list[SampleArticle]) -> None:
+        self.articles = sorted(articles, key=lambda a: a.published, reverse=True)
+        self.base_url = ""
+
+    def by_category(self, slug: str) -> list[SampleArticle]:
+        return [a for a in self.articles if a.category_slug == slug]
+
+    def page(self, path: str) -> tuple[int, str, str]:
+        """(status, content type, body) for a request path."""
+        if path in ("/", ""):
+            return 200, "text/html; charset=utf-8", self._listing(self.articles, "Latest news")
+        if path == "/robots.txt":
+            return 200, "text/plain", "User-agent: *\nDisallow: /wp-admin/\n"
+        if path == "/feed/":
+            return 200, "application/rss+xml; charset=utf-8", self.feed(self.articles, "")
+        match = re.fullmatch(r"/category/([a-z0-9-]+)/(feed/)?", path)
+        if match and self.by_category(match.group(1)):
+            items = self.by_category(match.group(1))
+            if match.group(2):
+                return 200, "application/rss+xml; charset=utf-8", self.feed(items, items[0].category)
+            return 200, "text/html; charset=utf-8", self._listing(items, items[0].category)
+        for article in self.articles:
+            if article.path == path:
+                return 200, "text/html; charset=utf-8", self.article_page(article)
+        return 404, "text/html; charset=utf-8", self._layout("Not found", "<p>Page not found.</p>")
+
+    def feed(self, articles: list[SampleArticle], category: str) -> str:
+        """An RSS 2.0 feed as WordPress writes it, with content:encoded."""
+        e = html.escape
+        title = f"{self.name} &#187; {e(category)}" if category else self.name
+        items = []
+        for a in articles:
+            url = self.base_url + a.path
+            categories = "".join(f"<category><![CDATA[{c}]]></category>"
+                                 for c in (a.category, *a.tags))
+            items.append(
+                f"<item><title>{e(a.title)}</title><link>{e(url)}</link>"
+                f"<dc:creator><![CDATA[{a.author}]]></dc:creator>"
+                f"<pubDate>{format_datetime(a.published)}</pubDate>{categories}"
+                f'<guid isPermaLink="false">{e(self.base_url)}/?p={abs(hash(a.slug)) % 99999}</guid>'
+                f"<description><![CDATA[{a.standfirst}]]></description>"
+                f"<content:encoded><![CDATA[{body_markup(a.body)}]]></content:encoded></item>")
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+                'xmlns:dc="http://purl.org/dc/elements/1.1/">\n<channel>'
+                f"<title>{title}</title><link>{e(self.base_url)}/</link>"
+                "<description>Space news, daily</description><language>en-GB</language>"
+                + "\n".join(items) + "</channel></rss>\n")
+
+    def article_page(self, a: SampleArticle) -> str:
+        """A full article page with the usual boilerplate around the article."""
+        e = html.escape
+        others = [o for o in self.articles if o is not a][:3]
+        also_read = (f'<p><strong>Also Read:</strong> <a href="{others[0].path}">'
+                     f"{e(others[0].title)}</a></p>") if others else ""
+        attribution = ""
+        if a.source:
+            attribution += source_markup(a.source, a.source_style) + "\n"
+        if a.disclaimer:
+            attribution += disclaimer_markup(a.disclaimer, a.disclaimer_style) + "\n"
+        related = "".join(f'<li><a href="{o.path}">{e(o.title)}</a></li>' for o in others)
+        content = f"""
+<article class="post type-post status-publish">
+<header class="entry-header">
+<span class="cat-links"><a href="/category/{a.category_slug}/" rel="category tag">{e(a.category)}</a></span>
+<h1 class="entry-title">{e(a.title)}</h1>
+<p class="standfirst">{e(a.standfirst)}</p>
+<div class="entry-meta">By <span class="author vcard">{e(a.author)}</span> ·
+<time class="entry-date published" datetime="{a.published.isoformat()}">{a.published:%B %-d, %Y}</time></div>
+</header>
+<div class="entry-content">
+<div class="sharedaddy sd-sharing-enabled"><h3 class="sd-title">Share this:</h3>
+<ul><li><a href="#" class="share-twitter">Twitter</a></li><li><a href="#" class="share-facebook">Facebook</a></li></ul></div>
+{body_markup(a.body)}
+{attribution}<p>&nbsp;</p>
+{also_read}
+<div class="newsletter-box"><p>Sign up for our weekly newsletter and never miss a launch.</p></div>
+</div>
+<section class="related-posts"><h3>Related</h3><ul>{related}</ul></section>
+<div id="comments" class="comments-area">
+<div id="respond" class="comment-respond"><h3 id="reply-title" class="comment-reply-title">Leave a Reply</h3>
+<form action="/wp-comments-post.php" method="post" id="commentform" class="comment-form">
+<p class="comment-notes">Your email address will not be published. Required fields are marked *</p>
+<p><textarea id="comment" name="comment"></textarea></p><p><input type="submit" value="Post Comment"></p>
+</form></div></div>
+</article>"""
+        head = (f'<link rel="canonical" href="{e(self.base_url + a.path)}">'
+                f'<meta property="og:title" content="{e(a.title)}">'
+                f'<meta name="description" content="{e(a.standfirst)}">'
+                f'<meta property="article:published_time" content="{a.published.isoformat()}">'
+                f'<meta name="author" content="{e(a.author)}">')
+        return self._layout(a.title, content, head)
+
+    def _listing(self, articles: list[SampleArticle], heading: str) -> str:
+        e = html.escape
+        items = "".join(
+            f'<article class="post"><h2 class="entry-title"><a href="{a.path}">{e(a.title)}</a></h2>'
+            f'<div class="entry-summary"><p>{e(a.standfirst)}</p></div></article>'
+            for a in articles)
+        return self._layout(heading, f"<h1 class='page-title'>{e(heading)}</h1>{items}")
+
+    def _layout(self, title: str, content: str, head: str = "") -> str:
+        e = html.escape
+        menu = "".join(f'<li><a href="/category/{slugify(c)}/">{e(c)}</a></li>'
+                       for c in sorted({a.category for a in self.articles}))
+        return f"""<!DOCTYPE html>
+<html lang="en-GB"><head><meta charset="utf-8"><title>{e(title)} – {self.name}</title>
+<meta name="generator" content="WordPress 6.6">{head}
+<link rel="alternate" type="application/rss+xml" title="{self.name} Feed" href="/feed/"></head>
+<body class="single">
+<div id="cookie-notice" class="cookie-notice">We use cookies to improve your experience. <button>Accept</button></div>
+<header class="site-header"><p class="site-title"><a href="/">{self.name}</a></p>
+<nav class="main-navigation"><ul>{menu}</ul></nav></header>
+<main id="main" class="site-main">{content}</main>
+<aside class="widget-area sidebar"><section class="widget"><h2>Popular</h2></section></aside>
+<footer class="site-footer"><p>© 2026 {self.name}. All rights reserved.</p></footer>
+</body></html>"""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    site: SampleSite
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        status, content_type, body = self.site.page(self.path.split("?")[0])
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class SiteServer:
+    """The sample site on 127.0.0.1 in a background thread; port 0 picks a free port."""
+
+    def __init__(self, site: SampleSite, port: int = 0, host: str = "127.0.0.1") -> None:
+        handler = type("Handler", (_Handler,), {"site": site})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.site = site
+        site.base_url = f"http://{host}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.site.base_url
+
+    def feed_url(self, category: str) -> str:
+        return f"{self.url}/category/{slugify(category)}/feed/"
+
+    def __enter__(self) -> SiteServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,79 @@
+"""A local SMTP server (aiosmtpd) that writes every message it receives to a folder
+as an .eml file, and keeps a copy in memory for whoever started it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server got it."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+class _Keeper:
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.messages: list[Received] = []
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), data)
+        with self._lock:
+            self.messages.append(received)
+            number = next(self._counter)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            safe = "".join(c if c.isalnum() or c in "@.-" else "_" for c in received.recipients[0])
+            path = self.folder / f"{os.getpid()}-{number:05d}-{safe}.eml"
+            path.write_bytes(data)
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1 in its own thread; port 0 picks a free port."""
+
+    def __init__(self, folder: Path | None = None, port: int = 0,
+                 host: str = "127.0.0.1") -> None:
+        self._keeper = _Keeper(folder)
+        self.host = host
+        self.controller = Controller(self._keeper, hostname=host, port=port or _free_port(host),
+                                     decode_data=False, enable_SMTPUTF8=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    @property
+    def messages(self) -> list[Received]:
+        return list(self._keeper.messages)
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

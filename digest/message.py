@@ -1,0 +1,79 @@
+"""One subscriber's email: multipart/alternative (text, then HTML) with the headers
+mailbox providers expect of a list message."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+
+from digest.models import RenderedDigest, Subscriber
+from digest.render import personalise
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+# Python's folding turns a long List-Unsubscribe into RFC 2047 encoded words, which
+# mail clients no longer read as URLs (CPython issue 85725); long lines are fine up to 998.
+HEADER_POLICY = SMTP.clone(max_line_length=998)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Sender-side settings shared by every message of a digest."""
+
+    from_address: str
+    reply_to: str
+    list_id: str
+    base_url: str
+
+
+def header_safe(value: str) -> str:
+    """Remove CR, LF and other control characters so a value cannot break out of a header."""
+    return " ".join(CONTROL_CHARS.sub(" ", value).split())
+
+
+def sender_domain(from_address: str) -> str:
+    """The domain of the From address, used for Message-IDs and List-Id."""
+    return parseaddr(from_address)[1].rpartition("@")[2].lower() or "localhost"
+
+
+def message_id(digest_id: int, email: str, from_address: str) -> str:
+    """Deterministic per digest and subscriber, so a repeat is recognisable."""
+    digest_of_address = hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:16]
+    return f"<digest-{digest_id}.{digest_of_address}@{sender_domain(from_address)}>"
+
+
+def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope: Envelope,
+                  digest_id: int, created_at: datetime, unsubscribe_url: str) -> EmailMessage:
+    """The complete message for one subscriber."""
+    html_part, text_part = personalise(rendered, name=subscriber.name, email=subscriber.email,
+                                       unsubscribe_url=unsubscribe_url)
+    msg = EmailMessage(policy=HEADER_POLICY)
+    msg["From"] = envelope.from_address
+    msg["To"] = _address(subscriber)
+    if envelope.reply_to:
+        msg["Reply-To"] = envelope.reply_to
+    msg["Subject"] = header_safe(rendered.subject)
+    msg["Date"] = format_datetime(created_at)
+    msg["Message-ID"] = message_id(digest_id, subscriber.email, envelope.from_address)
+    msg["List-Id"] = envelope.list_id
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Precedence"] = "bulk"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text_part, subtype="plain", charset="utf-8")
+    msg.add_alternative(html_part, subtype="html", charset="utf-8")
+    return msg
+
+
+def _address(subscriber: Subscriber) -> Address | str:
+    name = header_safe(subscriber.name)
+    local, _, domain = subscriber.email.strip().rpartition("@")
+    try:
+        return Address(display_name=name, username=local, domain=domain)
+    except (ValueError, IndexError):
+        return formataddr((name, subscriber.email.strip()))

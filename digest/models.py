@@ -1,0 +1,121 @@
+"""Plain frozen dataclasses passed between the pipeline stages. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item a source lists: where the article is and what the source says of it."""
+
+    url: str
+    title: str
+    source_name: str
+    published: datetime | None = None
+    categories: tuple[str, ...] = ()
+    summary: str = ""
+    content_html: str = ""
+    guid: str = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    """An article page reduced to what a digest needs."""
+
+    url: str
+    title: str
+    source_name: str
+    published: datetime | None
+    paragraphs: tuple[str, ...]
+    standfirst: str = ""
+    author: str = ""
+    source_line: str = ""
+    disclaimer_line: str = ""
+    feed_summary: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A few sentences taken whole from the article, plus its own attribution lines."""
+
+    sentences: tuple[str, ...]
+    source_line: str
+    disclaimer_line: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One article as it appears in a digest."""
+
+    article: Article
+    summary: Summary
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What one email holds before it is rendered."""
+
+    title: str
+    category: str
+    created_at: datetime
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """A digest rendered once: subject, inlined HTML and text, with subscriber placeholders."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One person on the list."""
+
+    email: str
+    name: str = ""
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A source or page that could not be read this run, and why."""
+
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GatherResult:
+    """What gathering found: the new articles and what went wrong on the way."""
+
+    found: int
+    new_entries: int
+    articles: tuple[Article, ...]
+    failures: tuple[SourceFailure, ...] = ()
+
+
+@dataclass
+class RunReport:
+    """What one digest cycle did, for the operator."""
+
+    found: int = 0
+    new: int = 0
+    summarized: int = 0
+    recipients: int = 0
+    sent: int = 0
+    failed: int = 0
+    remaining: int = 0
+    digest_id: int | None = None
+    resumed_digest_id: int | None = None
+    dry_run: bool = False
+    failures: list[SourceFailure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,338 @@
+"""gather → build → send: the one digest cycle that `run`, `preview`, the scheduler
+and later the web app call. Side effects stay at the edges (fetcher, store, transport)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from pathlib import Path
+
+from digest import subscribers as subscriber_list
+from digest.config import Config
+from digest.deliver import Transport, smtp_transport
+from digest.errors import (
+    DeliveryError,
+    DigestError,
+    ExtractError,
+    FeedError,
+    FetchError,
+    TransportError,
+)
+from digest.extract import extract_article
+from digest.fetch import Fetcher
+from digest.message import Envelope, build_message, sender_domain
+from digest.models import (
+    Article,
+    Digest,
+    DigestItem,
+    FeedEntry,
+    GatherResult,
+    RenderedDigest,
+    RunReport,
+    SourceFailure,
+    Subscriber,
+)
+from digest.progress import progress
+from digest.render import RenderOptions, personalise, render_digest
+from digest.sources import entries_from_feed, in_category
+from digest.store import Store, StoredDigest, database_url
+from digest.summarize import summarize
+from digest.tokens import make_token, signing_key
+
+log = logging.getLogger(__name__)
+
+PAGE_WORKERS = 4
+SAMPLE_SUBSCRIBER = Subscriber(email="reader@example.com", name="Sample Reader")
+
+# Set by a SIGTERM/SIGINT handler: the send loop finishes the message in flight and stops.
+stop_requested = threading.Event()
+
+
+def open_store(config: Config) -> Store:
+    """The state database named in [state]."""
+    return Store(database_url(config.state.database, config.path.parent))
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    """A fetcher with the [fetch] settings."""
+    f = config.fetch
+    return Fetcher(user_agent=f.user_agent, timeout=f.timeout, max_bytes=f.max_bytes)
+
+
+# --- gather -------------------------------------------------------------------------
+
+
+def gather(config: Config, store: Store, fetcher: Fetcher) -> GatherResult:
+    """Read every source, keep new entries in the category and extract their pages."""
+    failures: list[SourceFailure] = []
+    entries: dict[str, FeedEntry] = {}
+    found = 0
+    for source in config.sources:
+        try:
+            page = fetcher.get(source.url)
+            items, feed_is_category = entries_from_feed(
+                page.body, url=source.url, source_name=source.name,
+                category=config.digest.category)
+        except (FetchError, FeedError) as exc:
+            log.warning("source %s failed: %s", source.name, exc)
+            failures.append(SourceFailure(source.url, str(exc)))
+            continue
+        matching = [e for e in items if in_category(e, config.digest.category, feed_is_category)]
+        log.info("source %s: %d entries, %d in %s", source.name, len(items), len(matching),
+                 config.digest.category)
+        found += len(matching)
+        for entry in matching:
+            entries.setdefault(entry.url, entry)
+    known = store.known_urls(entries)
+    fresh = sorted((e for url, e in entries.items() if url not in known),
+                   key=lambda e: e.published or datetime.min.replace(tzinfo=UTC), reverse=True)
+    fresh = fresh[:config.digest.max_articles]
+    articles = _fetch_articles(fresh, fetcher, failures)
+    known_canonical = store.known_urls(a.url for a in articles)
+    articles = _unique(a for a in articles if a.url not in known_canonical)
+    return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
+                        failures=tuple(failures))
+
+
+def _fetch_articles(entries: list[FeedEntry], fetcher: Fetcher,
+                    failures: list[SourceFailure]) -> list[Article]:
+    def one(entry: FeedEntry) -> Article | SourceFailure:
+        try:
+            return extract_article(fetcher.get(entry.url).body, entry)
+        except (FetchError, ExtractError) as exc:
+            return SourceFailure(entry.url, str(exc))
+
+    articles: list[Article] = []
+    with progress("Fetching articles", len(entries)) as advance, \
+            ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
+        for outcome in pool.map(one, entries):
+            advance()
+            if isinstance(outcome, SourceFailure):
+                log.warning("article skipped: %s", outcome.reason)
+                failures.append(outcome)
+            else:
+                articles.append(outcome)
+    return articles
+
+
+def _unique(articles: Iterable[Article]) -> list[Article]:
+    seen: set[str] = set()
+    unique = []
+    for article in articles:
+        if article.url not in seen:
+            seen.add(article.url)
+            unique.append(article)
+    return unique
+
+
+# --- build --------------------------------------------------------------------------
+
+
+def build_digest(config: Config, articles: Iterable[Article], now: datetime) -> Digest:
+    """Summarise each article and order them newest first."""
+    d = config.digest
+    items = [DigestItem(article=a, summary=summarize(a, max_sentences=d.summary_sentences,
+                                                     max_words=d.summary_max_words))
+             for a in articles]
+    items.sort(key=lambda i: i.article.published or datetime.min.replace(tzinfo=UTC),
+               reverse=True)
+    return Digest(title=d.title, category=d.category, created_at=now, items=tuple(items))
+
+
+def render(config: Config, digest: Digest) -> RenderedDigest:
+    """Render a digest with the configured templates and subject."""
+    return render_digest(digest, RenderOptions(
+        templates=config.templates_path, subject_template=config.email.subject,
+        base_url=config.email.base_url, postal_address=config.email.postal_address))
+
+
+# --- send ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one pass over a digest's pending deliveries did."""
+
+    sent: int
+    failed: int
+    deferred: int
+    remaining: int
+
+
+def envelope(config: Config) -> Envelope:
+    """The sender-side headers shared by every message."""
+    domain = sender_domain(config.email.from_address)
+    slug = "".join(c if c.isalnum() else "-" for c in config.digest.title.lower()).strip("-")
+    return Envelope(from_address=config.email.from_address, reply_to=config.email.reply_to,
+                    list_id=f"{config.digest.title} <{slug}.{domain}>",
+                    base_url=config.email.base_url.rstrip("/"))
+
+
+def unsubscribe_link(config: Config, key: bytes, email: str) -> str:
+    """The signed one-click unsubscribe URL of one subscriber."""
+    return f"{config.email.base_url.rstrip('/')}/unsubscribe/{make_token(key, 'unsubscribe', email)}"
+
+
+def state_key(config: Config) -> bytes:
+    """The key that signs subscriber links."""
+    state_dir = Path(config.database_path).parent
+    return signing_key(config.email.signing_key_env, state_dir)
+
+
+def send_digest(config: Config, store: Store, stored: StoredDigest,
+                transport: Transport, now: Callable[[], datetime]) -> SendOutcome:
+    """Send a committed digest to every pending recipient, recording each outcome at once."""
+    env = envelope(config)
+    key = state_key(config)
+    sender = parseaddr(config.email.from_address)[1]
+    pending = store.delivery_counts(stored.id).pending
+    sent = failed = deferred = 0
+    transport.open()
+    try:
+        with progress("Sending", pending) as advance:
+            for subscriber in store.pending_deliveries(stored.id):
+                if stop_requested.is_set():
+                    break
+                msg = build_message(stored.rendered, subscriber, envelope=env,
+                                    digest_id=stored.id, created_at=stored.created_at,
+                                    unsubscribe_url=unsubscribe_link(config, key,
+                                                                     subscriber.email))
+                try:
+                    reply = transport.send(sender, subscriber.email, msg.as_bytes())
+                except DeliveryError as exc:
+                    if exc.permanent:
+                        store.mark_delivery(stored.id, subscriber.email, status="failed",
+                                            message_id=msg["Message-ID"], reply=str(exc),
+                                            now=now())
+                        failed += 1
+                    else:
+                        deferred += 1
+                    log.warning("delivery %s: %s", "failed" if exc.permanent else "deferred",
+                                exc)
+                    advance()
+                    continue
+                store.mark_delivery(stored.id, subscriber.email, status="sent",
+                                    message_id=msg["Message-ID"], reply=reply, now=now())
+                sent += 1
+                advance()
+    finally:
+        transport.close()
+    store.finish_digest(stored.id, now())
+    remaining = store.delivery_counts(stored.id).pending
+    return SendOutcome(sent=sent, failed=failed, deferred=deferred, remaining=remaining)
+
+
+# --- the cycle ----------------------------------------------------------------------
+
+
+def run_cycle(config: Config, *, dry_run: bool = False,
+              transport: Transport | None = None,
+              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
+    """One full cycle: finish any unfinished digest, then gather, build and send a new one."""
+    report = RunReport(dry_run=dry_run)
+    store = open_store(config)
+    try:
+        with store.lock("run", now()):
+            if not dry_run:
+                _resume_unfinished(config, store, transport, now, report)
+            with make_fetcher(config) as fetcher:
+                result = gather(config, store, fetcher)
+            report.found, report.new = result.found, result.new_entries
+            report.failures.extend(result.failures)
+            if not result.articles:
+                report.notes.append("nothing new: no digest built")
+                return report
+            digest = build_digest(config, result.articles, now())
+            report.summarized = len(digest.items)
+            rendered = render(config, digest)
+            recipients = subscriber_list.active_subscribers(config.subscribers_path)
+            report.recipients = len(recipients)
+            if dry_run:
+                report.notes.append("dry run: nothing sent, nothing recorded")
+                return report
+            if not recipients:
+                report.notes.append(f"no active subscribers in {config.subscribers_path}: "
+                                    "nothing sent, the articles stay new")
+                return report
+            digest_id = store.create_digest(rendered, [i.article for i in digest.items],
+                                            recipients, now())
+            report.digest_id = digest_id
+            stored = store.get_digest(digest_id)
+            assert stored is not None
+            _send_and_count(config, store, stored, transport, now, report)
+    finally:
+        store.close()
+    return report
+
+
+def resume(config: Config, *, transport: Transport | None = None,
+           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
+    """Finish an unfinished digest, if there is one, and nothing else."""
+    report = RunReport()
+    store = open_store(config)
+    try:
+        with store.lock("run", now()):
+            _resume_unfinished(config, store, transport, now, report)
+    finally:
+        store.close()
+    if report.resumed_digest_id is None:
+        report.notes.append("no unfinished digest")
+    return report
+
+
+def _resume_unfinished(config: Config, store: Store, transport: Transport | None,
+                       now: Callable[[], datetime], report: RunReport) -> None:
+    stored = store.unfinished_digest()
+    if stored is None:
+        return
+    log.info("finishing digest %d from %s before anything new", stored.id,
+             f"{stored.created_at:%Y-%m-%d %H:%M}")
+    report.resumed_digest_id = stored.id
+    _send_and_count(config, store, stored, transport, now, report)
+
+
+def _send_and_count(config: Config, store: Store, stored: StoredDigest,
+                    transport: Transport | None, now: Callable[[], datetime],
+                    report: RunReport) -> None:
+    counts = store.delivery_counts(stored.id)
+    report.recipients = max(report.recipients, counts.total)
+    try:
+        outcome = send_digest(config, store, stored, transport or smtp_transport(config), now)
+    except TransportError as exc:
+        left = store.delivery_counts(stored.id).pending
+        raise TransportError(f"{exc}; digest {stored.id}: {left} deliveries still pending, "
+                             "`digest run` or `digest resume` sends them") from None
+    report.sent += outcome.sent
+    report.failed += outcome.failed
+    report.remaining = outcome.remaining
+    if stop_requested.is_set():
+        raise DigestError(f"interrupted: digest {stored.id} has {outcome.remaining} "
+                          "deliveries still pending; `digest resume` sends them")
+    if outcome.deferred:
+        report.notes.append(f"{outcome.deferred} deliveries deferred by the server; "
+                            "the next run retries them")
+
+
+# --- preview ------------------------------------------------------------------------
+
+
+def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+            ) -> tuple[RenderedDigest, GatherResult, str, str]:
+    """Build the next digest as it would be sent, for a sample subscriber; record nothing."""
+    store = open_store(config)
+    try:
+        with make_fetcher(config) as fetcher:
+            result = gather(config, store, fetcher)
+    finally:
+        store.close()
+    digest = build_digest(config, result.articles, now())
+    rendered = render(config, digest)
+    unsubscribe = f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE-TOKEN"
+    html, text = personalise(rendered, name=SAMPLE_SUBSCRIBER.name,
+                             email=SAMPLE_SUBSCRIBER.email, unsubscribe_url=unsubscribe)
+    return rendered, result, html, text

@@ -1,0 +1,298 @@
+"""The state database: which articles have been in a digest, each digest's rendered
+content, and one delivery row per (digest, subscriber). SQLAlchemy Core, so the same
+code runs on SQLite (WAL mode) now and PostgreSQL later."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from digest.errors import ConfigError, LockedError
+from digest.models import Article, RenderedDigest, Subscriber
+
+metadata = MetaData()
+
+digests = Table(
+    "digests", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # sending | sent
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+digest_articles = Table(
+    "digest_articles", metadata,
+    Column("digest_id", Integer, ForeignKey("digests.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("url", Text, nullable=False, index=True),
+    Column("title", Text, nullable=False),
+    Column("source_name", Text, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("message_id", Text),
+    Column("reply", Text),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("digest_id", "email"),
+)
+
+locks = Table(
+    "locks", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+STALE_LOCK_AGE = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class StoredDigest:
+    """A digest as committed before sending: what every recipient gets."""
+
+    id: int
+    created_at: datetime
+    status: str
+    subject: str
+    html: str
+    text: str
+
+    @property
+    def rendered(self) -> RenderedDigest:
+        return RenderedDigest(subject=self.subject, html=self.html, text=self.text)
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """How far a digest's sending has got."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.sent + self.failed
+
+
+def database_url(database: str, base: Path) -> str:
+    """A SQLAlchemy URL from the [state] database setting (a path or a URL)."""
+    if "://" in database:
+        return database
+    path = (base / database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class Store:
+    """All reads and writes of the state database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise ConfigError(f"[state] database: cannot open {url}: {exc.orig}") from None
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """The URLs among these that were already in a digest."""
+        wanted = list(dict.fromkeys(urls))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = conn.execute(select(digest_articles.c.url)
+                                    .where(digest_articles.c.url.in_(chunk)))
+                found.update(row.url for row in rows)
+        return found
+
+    def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
+                      recipients: Iterable[Subscriber], now: datetime) -> int:
+        """Commit a digest, its articles and one pending delivery per recipient, atomically."""
+        with self.engine.begin() as conn:
+            digest_id = conn.execute(insert(digests).values(
+                created_at=now, status="sending", subject=rendered.subject,
+                html=rendered.html, text=rendered.text)).inserted_primary_key[0]
+            conn.execute(insert(digest_articles), [
+                {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
+                 "source_name": a.source_name} for i, a in enumerate(articles)])
+            rows = [{"digest_id": digest_id, "email": s.email, "name": s.name,
+                     "status": "pending", "updated_at": now} for s in recipients]
+            if rows:
+                conn.execute(insert(deliveries), rows)
+        return int(digest_id)
+
+    def unfinished_digest(self) -> StoredDigest | None:
+        """The oldest digest whose sending has not finished, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(digests).where(digests.c.status == "sending")
+                               .order_by(digests.c.id).limit(1)).first()
+        return _stored(row) if row else None
+
+    def get_digest(self, digest_id: int) -> StoredDigest | None:
+        """One digest by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(digests).where(digests.c.id == digest_id)).first()
+        return _stored(row) if row else None
+
+    def pending_deliveries(self, digest_id: int, batch: int = 1000) -> Iterator[Subscriber]:
+        """Recipients of a digest still waiting for their message, streamed in batches."""
+        last_id = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(deliveries.c.id, deliveries.c.email, deliveries.c.name)
+                    .where(deliveries.c.digest_id == digest_id,
+                           deliveries.c.status == "pending", deliveries.c.id > last_id)
+                    .order_by(deliveries.c.id).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield Subscriber(email=row.email, name=row.name)
+            last_id = rows[-1].id
+
+    def mark_delivery(self, digest_id: int, email: str, *, status: str, message_id: str,
+                      reply: str, now: datetime) -> None:
+        """Record one recipient's outcome, in its own commit (the repeat window is one message)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries)
+                         .where(deliveries.c.digest_id == digest_id,
+                                deliveries.c.email == email)
+                         .values(status=status, message_id=message_id, reply=reply,
+                                 updated_at=now))
+
+    def delivery_counts(self, digest_id: int) -> DeliveryCounts:
+        """Pending, sent and failed deliveries of one digest."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries.c.status, func.count())
+                                .where(deliveries.c.digest_id == digest_id)
+                                .group_by(deliveries.c.status)).all()
+        counts = {status: n for status, n in rows}
+        return DeliveryCounts(pending=counts.get("pending", 0), sent=counts.get("sent", 0),
+                              failed=counts.get("failed", 0))
+
+    def finish_digest(self, digest_id: int, now: datetime) -> bool:
+        """Mark a digest sent once no delivery is pending; True when it was."""
+        if self.delivery_counts(digest_id).pending:
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == digest_id)
+                         .values(status="sent", finished_at=now))
+        return True
+
+    def recent_digests(self, limit: int = 10) -> list[tuple[StoredDigest, DeliveryCounts]]:
+        """The latest digests with their delivery counts, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(digests).order_by(digests.c.id.desc())
+                                .limit(limit)).all()
+        return [(_stored(row), self.delivery_counts(row.id)) for row in rows]
+
+    def digest_articles(self, digest_id: int) -> list[dict[str, Any]]:
+        """The articles of one digest in their order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(digest_articles)
+                                .where(digest_articles.c.digest_id == digest_id)
+                                .order_by(digest_articles.c.position)).all()
+        return [dict(row._mapping) for row in rows]
+
+    @contextmanager
+    def lock(self, name: str, now: datetime) -> Iterator[None]:
+        """Hold a named lock in the database; raise LockedError when a live process has it."""
+        me = {"name": name, "host": socket.gethostname(), "pid": os.getpid(),
+              "acquired_at": now}
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(insert(locks).values(**me))
+            except IntegrityError:
+                conn.rollback()
+                holder = conn.execute(select(locks).where(locks.c.name == name)).first()
+                if holder is not None and _lock_alive(holder, now):
+                    raise LockedError(
+                        f"state database is locked by another {name} "
+                        f"(host {holder.host}, pid {holder.pid}, since "
+                        f"{_as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)") from None
+                conn.execute(update(locks).where(locks.c.name == name).values(**me))
+        try:
+            yield
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(locks.delete().where(locks.c.name == name,
+                                                  locks.c.pid == me["pid"],
+                                                  locks.c.host == me["host"]))
+
+
+def _lock_alive(holder: Any, now: datetime) -> bool:
+    if holder.host == socket.gethostname():
+        return _pid_alive(holder.pid)
+    return now - _as_utc(holder.acquired_at) < STALE_LOCK_AGE
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stored(row: Any) -> StoredDigest:
+    return StoredDigest(id=row.id, created_at=_as_utc(row.created_at), status=row.status,
+                        subject=row.subject, html=row.html, text=row.text)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
