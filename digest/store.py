@@ -243,18 +243,8 @@ class Store:
         """Hold a named lock in the database; raise LockedError when a live process has it."""
         me = {"name": name, "host": socket.gethostname(), "pid": os.getpid(),
               "acquired_at": now}
-        with self.engine.begin() as conn:
-            try:
-                conn.execute(insert(locks).values(**me))
-            except IntegrityError:
-                conn.rollback()
-                holder = conn.execute(select(locks).where(locks.c.name == name)).first()
-                if holder is not None and _lock_alive(holder, now):
-                    raise LockedError(
-                        f"state database is locked by another {name} "
-                        f"(host {holder.host}, pid {holder.pid}, since "
-                        f"{_as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)") from None
-                conn.execute(update(locks).where(locks.c.name == name).values(**me))
+        while not self._try_lock(name, me, now):
+            pass
         try:
             yield
         finally:
@@ -262,6 +252,28 @@ class Store:
                 conn.execute(locks.delete().where(locks.c.name == name,
                                                   locks.c.pid == me["pid"],
                                                   locks.c.host == me["host"]))
+
+
+    def _try_lock(self, name: str, me: dict[str, Any], now: datetime) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(locks).values(**me))
+            return True
+        except IntegrityError:
+            pass
+        with self.engine.begin() as conn:
+            holder = conn.execute(select(locks).where(locks.c.name == name)).first()
+            if holder is None:
+                return False  # released meanwhile: try the insert again
+            if _lock_alive(holder, now):
+                raise LockedError(
+                    f"state database is locked by another {name} (host {holder.host}, "
+                    f"pid {holder.pid}, since {_as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)")
+            # Stale: take it over only if nobody else did in the meantime.
+            taken = conn.execute(update(locks).where(
+                locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
+                locks.c.acquired_at == holder.acquired_at).values(**me))
+            return taken.rowcount == 1
 
 
 def _lock_alive(holder: Any, now: datetime) -> bool:

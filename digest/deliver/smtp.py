@@ -64,6 +64,9 @@ class SmtpTransport:
                 self._reset()
                 raise _refusal(recipient, "RCPT TO", code, reply)
             code, reply = smtp.data(message)
+            if code != 250:
+                self._reset()
+                raise _refusal(recipient, "end of DATA", code, reply)
         except smtplib.SMTPDataError as exc:
             self._reset()
             raise _refusal(recipient, "DATA", exc.smtp_code, exc.smtp_error) from None

@@ -1,12 +1,15 @@
 """A local SMTP server (aiosmtpd) that writes every message it receives to a folder
-as an .eml file, and keeps a copy in memory for whoever started it."""
+as an .eml file, and keeps a copy in memory for whoever started it. Tests can make it
+slow (`delay`) or have it refuse chosen messages (`answer`)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import threading
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,18 @@ class Received:
     data: bytes
 
 
+Answer = Callable[[int, str], str]
+
+
+def accept_all(_number: int, _recipient: str) -> str:
+    return "250 Message accepted for delivery"
+
+
 class _Keeper:
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, answer: Answer, delay: float) -> None:
         self.folder = folder
+        self.answer = answer
+        self.delay = delay
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -34,23 +46,28 @@ class _Keeper:
         if isinstance(data, str):
             data = data.encode("utf-8")
         received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), data)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
-            self.messages.append(received)
             number = next(self._counter)
+            reply = self.answer(number, received.recipients[0])
+            if not reply.startswith("250"):
+                return reply
+            self.messages.append(received)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             safe = "".join(c if c.isalnum() or c in "@.-" else "_" for c in received.recipients[0])
             path = self.folder / f"{os.getpid()}-{number:05d}-{safe}.eml"
             path.write_bytes(data)
-        return "250 Message accepted for delivery"
+        return reply
 
 
 class SmtpSink:
     """aiosmtpd on 127.0.0.1 in its own thread; port 0 picks a free port."""
 
-    def __init__(self, folder: Path | None = None, port: int = 0,
-                 host: str = "127.0.0.1") -> None:
-        self._keeper = _Keeper(folder)
+    def __init__(self, folder: Path | None = None, port: int = 0, host: str = "127.0.0.1",
+                 answer: Answer = accept_all, delay: float = 0.0) -> None:
+        self._keeper = _Keeper(folder, answer, delay)
         self.host = host
         self.controller = Controller(self._keeper, hostname=host, port=port or _free_port(host),
                                      decode_data=False, enable_SMTPUTF8=True)

@@ -1,0 +1,132 @@
+"""Real local servers for the tests: the sample news site over HTTP and an aiosmtpd
+server, both on 127.0.0.1 ephemeral ports, and a project folder with its own config."""
+
+from __future__ import annotations
+
+import email
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+
+from digest.config import Config, load_config
+from digest.demo.site import SampleSite, SiteServer, load_sample_articles
+from digest.demo.smtp_sink import SmtpSink
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+SUBSCRIBERS_CSV = """email,name,status,subscribed_at
+ada@example.org,Ada Lovelace,active,2026-10-01T09:00:00+00:00
+yuri@example.net,Юрий Гагарин,active,2026-10-02T10:30:00+00:00
+jiwon@example.com,김지원,active,2026-10-03T08:15:00+00:00
+sally@example.org,Sally Ride,unsubscribed,2026-09-12T12:00:00+00:00
+"""
+ACTIVE = {"ada@example.org", "yuri@example.net", "jiwon@example.com"}
+
+
+def write_config(folder: Path, *, feed_urls: list[str], smtp_port: int,
+                 extra: str = "") -> Path:
+    """A config.toml in `folder` using the repo's templates and a fresh state database."""
+    sources = "".join(f'[[sources]]\nname = "Site {i}"\nurl = "{url}"\n\n'
+                      for i, url in enumerate(feed_urls, start=1))
+    path = folder / "config.toml"
+    path.write_text(f"""
+[digest]
+title = "Spacecraft Digest"
+category = "Spacecraft"
+
+{sources}
+[email]
+from = "Spacecraft Digest <digest@news.example>"
+base_url = "https://digest.example"
+postal_address = "1 Launch Lane, Leicester"
+templates = "{REPO / 'templates'}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+timeout = 10
+
+[subscribers]
+path = "subscribers/subscribers.csv"
+
+[state]
+database = "state/digest.sqlite3"
+
+[fetch]
+timeout = 5
+{extra}
+""", encoding="utf-8")
+    subscribers = folder / "subscribers" / "subscribers.csv"
+    if not subscribers.exists():
+        subscribers.parent.mkdir(parents=True, exist_ok=True)
+        subscribers.write_text(SUBSCRIBERS_CSV, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site() -> Iterator[SiteServer]:
+    with SiteServer(SampleSite(load_sample_articles())) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(autouse=True)
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SIGNING_KEY", "test-signing-key")
+
+
+@dataclass
+class Project:
+    folder: Path
+    config_path: Path
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+
+@pytest.fixture
+def project(tmp_path: Path, site: SiteServer, smtp: SmtpSink) -> Project:
+    path = write_config(tmp_path, feed_urls=[site.feed_url("Spacecraft")], smtp_port=smtp.port)
+    return Project(folder=tmp_path, config_path=path)
+
+
+def parse(data: bytes) -> EmailMessage:
+    """A received message parsed back with the email package."""
+    msg = email.message_from_bytes(data, policy=default_policy)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    """(text, html) bodies of a multipart/alternative message."""
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+@pytest.fixture
+def shared_corpus() -> Path:
+    if not (SHARED / "corpus").is_dir():
+        pytest.skip("../shared/corpus is not present on this machine")
+    return SHARED / "corpus"
+
+
+def copy_repo_files(target: Path) -> None:
+    """The files an operator's checkout has: config, templates, subscribers."""
+    shutil.copy(REPO / "config.toml", target / "config.toml")
+    shutil.copytree(REPO / "templates", target / "templates")
+    shutil.copytree(REPO / "subscribers", target / "subscribers")
