@@ -99,7 +99,7 @@ def preview(ctx: Context, out: Path | None, text: bool) -> None:
 @pass_context
 def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground: one cycle at each [schedule] cron time."""
-    from digest.scheduler import build_scheduler, guarded
+    from digest.scheduler import build_scheduler, guarded, next_fire_time
 
     config = ctx.config
     scheduler = build_scheduler(config, guarded(lambda: _print_report(
@@ -108,15 +108,17 @@ def schedule(ctx: Context) -> None:
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping the scheduler after the current job", signum)
         pipeline.stop_requested.set()
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    job = scheduler.get_jobs()[0]
-    log.info("scheduler started: cron %r in %s", config.schedule.cron, config.schedule.timezone)
-    scheduler.start(paused=True)
-    log.info("next digest at %s", job.next_run_time)
-    scheduler.resume()
+    upcoming = next_fire_time(scheduler)
+    log.info("scheduler started: cron %r in %s; next digest at %s", config.schedule.cron,
+             config.schedule.timezone, f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never")
+    if not pipeline.stop_requested.is_set():
+        scheduler.start()
+    log.info("scheduler stopped")
 
 
 @cli.command()

@@ -103,7 +103,7 @@ class EmailSettings:
     postal_address: str = _key("", "Sender's postal address shown in the footer.")
     templates: str = _key("templates", "Folder of the email templates, relative to config.toml.")
     signing_key_env: str = _key("DIGEST_SIGNING_KEY",
-                                "Environment variable holding the key that signs unsubscribe links.")
+                                "Env var holding the key that signs unsubscribe links.")
 
 
 @dataclass(frozen=True)

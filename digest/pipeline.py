@@ -175,7 +175,8 @@ def envelope(config: Config) -> Envelope:
 
 def unsubscribe_link(config: Config, key: bytes, email: str) -> str:
     """The signed one-click unsubscribe URL of one subscriber."""
-    return f"{config.email.base_url.rstrip('/')}/unsubscribe/{make_token(key, 'unsubscribe', email)}"
+    token = make_token(key, "unsubscribe", email)
+    return f"{config.email.base_url.rstrip('/')}/unsubscribe/{token}"
 
 
 def state_key(config: Config) -> bytes:

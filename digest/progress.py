@@ -20,8 +20,13 @@ class Advance(Protocol):
 def progress(description: str, total: int) -> Iterator[Advance]:
     """Yield a callable that advances the count; shows a bar only on an interactive terminal."""
     if sys.stderr.isatty() and total > 1:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), transient=True) as bar:

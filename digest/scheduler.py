@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -21,6 +22,12 @@ def build_scheduler(config: Config, job: Callable[[], None]) -> BlockingSchedule
                       id="digest", name="digest cycle", coalesce=True, max_instances=1,
                       misfire_grace_time=s.misfire_grace_time, replace_existing=True)
     return scheduler
+
+
+def next_fire_time(scheduler: BlockingScheduler) -> datetime | None:
+    """When the digest job fires next, in the configured timezone."""
+    job = scheduler.get_job("digest")
+    return job.trigger.get_next_fire_time(None, datetime.now(scheduler.timezone))
 
 
 def guarded(job: Callable[[], object]) -> Callable[[], None]:

@@ -155,7 +155,7 @@ class Store:
         with self.engine.begin() as conn:
             digest_id = conn.execute(insert(digests).values(
                 created_at=now, status="sending", subject=rendered.subject,
-                html=rendered.html, text=rendered.text)).inserted_primary_key[0]
+                html=rendered.html, text=rendered.text).returning(digests.c.id)).scalar_one()
             conn.execute(insert(digest_articles), [
                 {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
                  "source_name": a.source_name} for i, a in enumerate(articles)])

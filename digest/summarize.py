@@ -36,7 +36,7 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summary:
-    """Pick up to max_sentences whole sentences (max_words in all) that best represent the article."""
+    """Up to max_sentences whole sentences (max_words in all) that best represent the article."""
     sentences = [s for p in article.paragraphs for s in split_sentences(p) if _usable(s)]
     if sum(_word_count(s) for s in sentences) < MIN_ARTICLE_WORDS:
         fallback = article.feed_summary or article.standfirst

@@ -50,7 +50,7 @@ class SmtpTransport:
         self._smtp = smtp
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
-        """Send one message; DeliveryError for this recipient, TransportError when the link is gone."""
+        """Send one message: DeliveryError for this recipient, TransportError for the link."""
         smtp = self._smtp
         if smtp is None:
             raise TransportError(f"{self.where}: send() before open()")

@@ -1,0 +1,30 @@
+# The two commands of the README, plus helpers. Each target sets up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo demo-fresh test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## one digest cycle on the bundled sample site and a local SMTP server
+	$(BIN)/digest demo
+
+demo-fresh: $(STAMP)  ## the same, starting from an empty demo state
+	$(BIN)/digest demo --fresh
+
+test: $(STAMP)  ## lint, type-check and the whole test suite
+	$(BIN)/ruff check digest tests bench
+	$(BIN)/mypy digest
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check digest tests bench
+
+clean:
+	rm -rf $(VENV) state outbox test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,133 @@
+"""The `digest` command as an operator runs it: a real subprocess, real servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from digest.demo.site import SiteServer
+from digest.demo.smtp_sink import SmtpSink
+from tests.conftest import Project
+
+
+def digest(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "DIGEST_SIGNING_KEY": "cli-test-key", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "digest", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_prints_what_it_did_and_a_second_run_finds_nothing_new(project: Project,
+                                                                   smtp: SmtpSink) -> None:
+    first = digest("--config", str(project.config_path), "run", cwd=project.folder)
+    assert first.returncode == 0, first.stderr
+    assert "articles:    12 found, 12 new, 12 summarized" in first.stdout
+    assert "recipients:  3" in first.stdout and "sent:        3" in first.stdout
+    second = digest("--config", str(project.config_path), "run", cwd=project.folder)
+    assert second.returncode == 0
+    assert "nothing new" in second.stdout and "sent:        0" in second.stdout
+    assert len(smtp.messages) == 3
+
+
+def test_config_defaults_to_env_then_current_folder(project: Project, smtp: SmtpSink) -> None:
+    via_env = digest("run", "--dry-run", cwd=Path("/"),
+                     env={"DIGEST_CONFIG": str(project.config_path)})
+    assert via_env.returncode == 0 and "dry run" in via_env.stdout
+    via_cwd = digest("run", "--dry-run", cwd=project.folder)
+    assert via_cwd.returncode == 0 and "12 summarized" in via_cwd.stdout
+    assert smtp.messages == []
+
+
+def test_bad_config_is_one_line_and_exit_code_2(project: Project) -> None:
+    text = project.config_path.read_text().replace("[smtp]", "[smtp]\nprot = 25")
+    project.config_path.write_text(text)
+    result = digest("run", cwd=project.folder)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {project.config_path}: [smtp] prot: unknown key "
+                                     "(did you mean 'port'?)")
+
+
+def test_preview_writes_html_or_text_and_sends_nothing(project: Project,
+                                                       smtp: SmtpSink) -> None:
+    out = project.folder / "next.html"
+    result = digest("preview", "--out", str(out), cwd=project.folder)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().startswith("<!DOCTYPE html>") or "<html" in out.read_text()
+    assert "Subject" not in out.read_text()
+    assert "subject: Spacecraft Digest: 12 new Spacecraft stories" in result.stderr
+    text = digest("preview", "--text", cwd=project.folder)
+    assert "SPACECRAFT DIGEST" in text.stdout and "<p" not in text.stdout
+    assert smtp.messages == []
+    assert "12 new" in digest("run", "--dry-run", cwd=project.folder).stdout
+
+
+def test_subscribers_commands(project: Project, tmp_path: Path) -> None:
+    def sub(*args: str) -> subprocess.CompletedProcess[str]:
+        return digest("subscribers", *args, cwd=project.folder)
+
+    assert "added: bob@example.org" in sub("add", "bob@example.org", "--name", "Bob").stdout
+    listed = sub("list").stdout
+    assert "bob@example.org\tBob\tactive" in listed and "ada@example.org" in listed
+    assert "removed: bob@example.org" in sub("remove", "bob@example.org").stdout
+    missing = sub("remove", "bob@example.org")
+    assert missing.returncode == 1 and "error: bob@example.org: not on the list" in missing.stderr
+    incoming = tmp_path / "import.csv"
+    incoming.write_text("email,name\ncy@example.org,Cy\nbad-address,Dee\n", encoding="utf-8")
+    imported = sub("import", str(incoming))
+    assert "imported: 1 added, 0 updated, 1 skipped" in imported.stdout
+    assert f"{incoming}: line 3:" in imported.stderr
+    exported = sub("export").stdout
+    assert exported.startswith("email,name,status,subscribed_at\n")
+    assert "cy@example.org,Cy,active," in exported
+    bad = sub("add", "not-an-address")
+    assert bad.returncode == 1 and "not a valid email address" in bad.stderr
+
+
+def test_status_shows_digests_and_subscribers(project: Project, smtp: SmtpSink) -> None:
+    assert "no digest yet" in digest("status", cwd=project.folder).stdout
+    digest("run", cwd=project.folder)
+    status = digest("status", cwd=project.folder).stdout
+    assert "digest 1" in status and "sent 3, failed 0, pending 0" in status
+    assert "subscribers: 3 active of 4" in status
+
+
+def test_unreachable_relay_exits_1_with_one_line(project: Project, site: SiteServer) -> None:
+    text = project.config_path.read_text()
+    project.config_path.write_text(text.replace(f"port = {_smtp_port(text)}", "port = 9"))
+    result = digest("run", cwd=project.folder)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "SMTP 127.0.0.1:9: cannot connect" in errors[0]
+    assert "3 deliveries still pending" in errors[0]
+
+
+def _smtp_port(config_text: str) -> int:
+    smtp_section = config_text.split("[smtp]")[1]
+    return int(smtp_section.split("port = ")[1].split()[0])
+
+
+def test_schedule_runs_in_the_foreground_and_stops_on_sigterm(project: Project) -> None:
+    env = {**os.environ, "DIGEST_SIGNING_KEY": "k"}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
+                            env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "next digest at" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    assert "next digest at" in seen and "Europe/London" in seen
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    proc.stderr.close()
+
+
+def test_python_dash_m_and_help_list_the_commands(tmp_path: Path) -> None:
+    result = digest("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "preview", "schedule", "subscribers", "demo", "status", "resume"):
+        assert f"  {command}" in result.stdout

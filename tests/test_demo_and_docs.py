@@ -1,0 +1,63 @@
+"""The README's promises: the demo runs end to end, every command and key is documented."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from digest.cli import cli
+from digest.config import documented_keys
+from tests.conftest import REPO, copy_repo_files, parse, parts
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def run_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_SIGNING_KEY"}
+    return subprocess.run([sys.executable, "-m", "digest", "demo", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_demo_runs_a_full_cycle_then_finds_nothing_new(tmp_path: Path) -> None:
+    copy_repo_files(tmp_path)
+    first = run_demo(tmp_path, "--fresh")
+    assert first.returncode == 0, first.stderr
+    assert "articles:    12 found, 12 new, 12 summarized" in first.stdout
+    assert "recipients:  4" in first.stdout and "sent:        4" in first.stdout
+    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(emls) == 4
+    text, html = parts(parse(emls[0].read_bytes()))
+    assert "Source:" in text and "Disclaimer" in text
+    assert (tmp_path / "outbox" / "preview.html").read_text().count("Read more") == 12
+    assert f"preview:     {tmp_path / 'outbox' / 'preview.html'}" in first.stdout
+    assert not (tmp_path / "state" / "signing.key").stat().st_mode & 0o077
+
+    second = run_demo(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "nothing new" in second.stdout and "sent:        0" in second.stdout
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
+
+    again = run_demo(tmp_path, "--fresh")
+    assert "12 new" in again.stdout and len(list((tmp_path / "outbox").glob("*.eml"))) == 4
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    first_block = README.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_command_is_in_the_readme() -> None:
+    for name, command in cli.commands.items():
+        assert f"`digest {name}" in README, f"digest {name} is not documented"
+        for sub in getattr(command, "commands", {}):
+            assert f"`digest {name} {sub}" in README, f"digest {name} {sub} is not documented"
+
+
+def test_every_config_key_is_in_the_readme() -> None:
+    for key in documented_keys():
+        section, name = key.split(".", 1)
+        table = "[[sources]]" if section == "sources" else f"[{section}]"
+        assert f"`{table} {name}`" in README, f"{key} is not in README.md"
