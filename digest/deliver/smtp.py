@@ -25,29 +25,43 @@ class SmtpTransport:
     def open(self) -> None:
         """Connect, secure and log in; raise TransportError naming the server on failure."""
         s = self.settings
-        context = ssl.create_default_context()
+        smtp: smtplib.SMTP | None = None
         try:
-            if s.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                                      context=context)
-            else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp = self._connect()
+            if s.username:
+                smtp.login(s.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            _close_quietly(smtp)
+            raise TransportError(f"{self.where}: login as {s.username!r} refused "
+                                 f"({exc.smtp_code} {_text(exc.smtp_error)})") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            _close_quietly(smtp)
+            raise TransportError(f"{self.where}: {exc} (check [smtp] security)") from None
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            _close_quietly(smtp)
+            raise TransportError(f"{self.where}: TLS failed ({exc})") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            _close_quietly(smtp)
+            raise TransportError(f"{self.where}: cannot connect ({exc})") from None
+        self._smtp = smtp
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.security == "ssl":
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
             smtp.ehlo()
             if s.security == "starttls":
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if s.username:
-                smtp.login(s.username, self._password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise TransportError(f"{self.where}: login as {s.username!r} refused "
-                                 f"({exc.smtp_code} {_text(exc.smtp_error)})") from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise TransportError(f"{self.where}: {exc} (check [smtp] security)") from None
-        except (ssl.SSLError, ssl.CertificateError) as exc:
-            raise TransportError(f"{self.where}: TLS failed ({exc})") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransportError(f"{self.where}: cannot connect ({exc})") from None
-        self._smtp = smtp
+        except BaseException:
+            _close_quietly(smtp)
+            raise
+        return smtp
 
     def send(self, sender: str, recipient: str, message: bytes) -> str:
         """Send one message: DeliveryError for this recipient, TransportError for the link."""
@@ -90,6 +104,11 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        smtp.close()
 
 
 def _refusal(recipient: str, stage: str, code: int, reply: bytes | str) -> DeliveryError:

@@ -66,11 +66,11 @@ class SmtpSink:
     """aiosmtpd on 127.0.0.1 in its own thread; port 0 picks a free port."""
 
     def __init__(self, folder: Path | None = None, port: int = 0, host: str = "127.0.0.1",
-                 answer: Answer = accept_all, delay: float = 0.0) -> None:
+                 answer: Answer = accept_all, delay: float = 0.0, **server_options: Any) -> None:
         self._keeper = _Keeper(folder, answer, delay)
         self.host = host
         self.controller = Controller(self._keeper, hostname=host, port=port or _free_port(host),
-                                     decode_data=False, enable_SMTPUTF8=True)
+                                     decode_data=False, enable_SMTPUTF8=True, **server_options)
 
     @property
     def port(self) -> int:
