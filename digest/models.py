@@ -34,6 +34,10 @@ class Article:
     source_line: str = ""
     disclaimer_line: str = ""
     feed_summary: str = ""
+    image_url: str = ""
+    image_alt: str = ""
+    guid: str = ""
+    also_reported_by: tuple[tuple[str, str], ...] = ()  # (source name, URL) of duplicates
 
 
 @dataclass(frozen=True)
