@@ -79,7 +79,8 @@ def extract_article(html: str | bytes, entry: FeedEntry, *, page_url: str = "") 
     source_line, disclaimer_line = find_attribution(doc)
     if entry.content_html and not (source_line and disclaimer_line):
         feed_source, feed_disclaimer = find_attribution(_parse(entry.content_html, entry.url))
-        source_line, disclaimer_line = source_line or feed_source, disclaimer_line or feed_disclaimer
+        source_line = source_line or feed_source
+        disclaimer_line = disclaimer_line or feed_disclaimer
     blocks = body_blocks(html, page_url) or (
         _own_blocks(_parse(entry.content_html, entry.url)) if entry.content_html else [])
     attribution = {source_line, disclaimer_line} - {""}
@@ -227,7 +228,8 @@ def find_attribution(doc: lxml.html.HtmlElement) -> tuple[str, str]:
         text = normalise_space(el.text_content())
         if not text or len(text.split()) > ATTRIBUTION_MAX_WORDS:
             continue
-        classes = f"{el.get('class', '')} {el.getparent().get('class', '') if el.getparent() is not None else ''}"
+        parent = el.getparent()
+        classes = f"{el.get('class', '')} {parent.get('class', '') if parent is not None else ''}"
         if DISCLAIMER_LINE.match(text) or DISCLAIMER_CLASS.search(classes):
             disclaimers.append(text)
         elif SOURCE_LINE.match(text) or (SOURCE_CLASS.search(classes) and len(text.split()) < 15):
