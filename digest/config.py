@@ -86,10 +86,19 @@ class DigestSettings:
     summary_max_words: int = _key(90, "Upper bound on words per summary.", _positive)
 
 
+def _non_negative(value: int | float) -> str | None:
+    return None if value >= 0 else f"expected 0 or more, got {value!r}"
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     name: str = _key(help="Site name shown next to each article.")
-    url: str = _key(help="URL of the site's category feed.", check=_check_url)
+    url: str = _key(help="Category feed, WordPress REST API or HTML category page URL.",
+                    check=_check_url)
+    kind: str = _key("auto", "'auto', 'feed', 'wordpress' or 'html'.",
+                     _one_of("auto", "feed", "wordpress", "html"))
+    category: str = _key("", "This site's name or slug for the category; empty: [digest] one.")
+    max_pages: int = _key(3, "Pages of a category page or API listing to read.", _positive)
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,11 @@ class FetchSettings:
     user_agent: str = _key("SpacecraftDigest/0.1 (+https://github.com/spacecraft-digest)",
                            "User-Agent sent to news sites.")
     max_bytes: int = _key(10_000_000, "Largest response body read, in bytes.", _positive)
+    retries: int = _key(2, "Retries on connection errors, 429 and 5xx.", _non_negative)
+    max_retry_after: float = _key(60.0, "Longest Retry-After honoured, in seconds.", _positive)
+    max_redirects: int = _key(5, "Redirects followed before giving up.", _non_negative)
+    per_host_concurrency: int = _key(4, "Parallel requests to one site at most.", _positive)
+    respect_robots: bool = _key(True, "Obey robots.txt for article pages.")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class FeedEntry:
     summary: str = ""
     content_html: str = ""
     guid: str = ""
+    also_reported_by: tuple[tuple[str, str], ...] = ()  # (source name, URL) of duplicates
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Article:
     image_url: str = ""
     image_alt: str = ""
     guid: str = ""
+    feed_url: str = ""  # the URL the source listed, when it differs from the canonical one
     also_reported_by: tuple[tuple[str, str], ...] = ()  # (source name, URL) of duplicates
 
 

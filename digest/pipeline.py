@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -18,28 +17,21 @@ from digest.deliver import Transport, smtp_transport
 from digest.errors import (
     DeliveryError,
     DigestError,
-    ExtractError,
-    FeedError,
-    FetchError,
     TransportError,
 )
-from digest.extract import extract_article
-from digest.fetch import Fetcher
+from digest.gather import gather, make_fetcher
 from digest.message import Envelope, build_message, sender_domain
 from digest.models import (
     Article,
     Digest,
     DigestItem,
-    FeedEntry,
     GatherResult,
     RenderedDigest,
     RunReport,
-    SourceFailure,
     Subscriber,
 )
 from digest.progress import progress
 from digest.render import RenderOptions, personalise, render_digest
-from digest.sources import entries_from_feed, in_category
 from digest.store import Store, StoredDigest, database_url
 from digest.summarize import summarize
 from digest.tokens import make_token, signing_key
@@ -56,78 +48,6 @@ stop_requested = threading.Event()
 def open_store(config: Config) -> Store:
     """The state database named in [state]."""
     return Store(database_url(config.state.database, config.path.parent))
-
-
-def make_fetcher(config: Config) -> Fetcher:
-    """A fetcher with the [fetch] settings."""
-    f = config.fetch
-    return Fetcher(user_agent=f.user_agent, timeout=f.timeout, max_bytes=f.max_bytes)
-
-
-# --- gather -------------------------------------------------------------------------
-
-
-def gather(config: Config, store: Store, fetcher: Fetcher) -> GatherResult:
-    """Read every source, keep new entries in the category and extract their pages."""
-    failures: list[SourceFailure] = []
-    entries: dict[str, FeedEntry] = {}
-    found = 0
-    for source in config.sources:
-        try:
-            page = fetcher.get(source.url)
-            items, feed_is_category = entries_from_feed(
-                page.body, url=source.url, source_name=source.name,
-                category=config.digest.category)
-        except (FetchError, FeedError) as exc:
-            log.warning("source %s failed: %s", source.name, exc)
-            failures.append(SourceFailure(source.url, str(exc)))
-            continue
-        matching = [e for e in items if in_category(e, config.digest.category, feed_is_category)]
-        log.info("source %s: %d entries, %d in %s", source.name, len(items), len(matching),
-                 config.digest.category)
-        found += len(matching)
-        for entry in matching:
-            entries.setdefault(entry.url, entry)
-    known = store.known_urls(entries)
-    fresh = sorted((e for url, e in entries.items() if url not in known),
-                   key=lambda e: e.published or datetime.min.replace(tzinfo=UTC), reverse=True)
-    fresh = fresh[:config.digest.max_articles]
-    articles = _fetch_articles(fresh, fetcher, failures)
-    known_canonical = store.known_urls(a.url for a in articles)
-    articles = _unique(a for a in articles if a.url not in known_canonical)
-    return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
-                        failures=tuple(failures))
-
-
-def _fetch_articles(entries: list[FeedEntry], fetcher: Fetcher,
-                    failures: list[SourceFailure]) -> list[Article]:
-    def one(entry: FeedEntry) -> Article | SourceFailure:
-        try:
-            return extract_article(fetcher.get(entry.url).body, entry)
-        except (FetchError, ExtractError) as exc:
-            return SourceFailure(entry.url, str(exc))
-
-    articles: list[Article] = []
-    with progress("Fetching articles", len(entries)) as advance, \
-            ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
-        for outcome in pool.map(one, entries):
-            advance()
-            if isinstance(outcome, SourceFailure):
-                log.warning("article skipped: %s", outcome.reason)
-                failures.append(outcome)
-            else:
-                articles.append(outcome)
-    return articles
-
-
-def _unique(articles: Iterable[Article]) -> list[Article]:
-    seen: set[str] = set()
-    unique = []
-    for article in articles:
-        if article.url not in seen:
-            seen.add(article.url)
-            unique.append(article)
-    return unique
 
 
 # --- build --------------------------------------------------------------------------
@@ -242,7 +162,7 @@ def run_cycle(config: Config, *, dry_run: bool = False,
             if not dry_run:
                 _resume_unfinished(config, store, transport, now, report)
             with make_fetcher(config) as fetcher:
-                result = gather(config, store, fetcher)
+                result = gather(config, store, fetcher, record=not dry_run, now=now)
             report.found, report.new = result.found, result.new_entries
             report.failures.extend(result.failures)
             if not result.articles:
@@ -328,7 +248,7 @@ def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.no
     store = open_store(config)
     try:
         with make_fetcher(config) as fetcher:
-            result = gather(config, store, fetcher)
+            result = gather(config, store, fetcher, record=False, now=now)
     finally:
         store.close()
     digest = build_digest(config, result.articles, now())

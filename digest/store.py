@@ -4,11 +4,12 @@ code runs on SQLite (WAL mode) now and PostgreSQL later."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from digest.errors import ConfigError, LockedError
-from digest.models import Article, RenderedDigest, Subscriber
+from digest.models import Article, FeedEntry, RenderedDigest, Subscriber
 
 metadata = MetaData()
 
@@ -79,7 +80,29 @@ locks = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False),
 )
 
+source_state = Table(
+    "source_state", metadata,
+    Column("url", Text, primary_key=True),
+    Column("etag", Text, nullable=False, default=""),
+    Column("last_modified", Text, nullable=False, default=""),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_failure_at", DateTime(timezone=True)),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+)
+
+# Entries a source listed that have not been in a digest yet: kept so that a feed that
+# answers 304, or drops old items, still yields them until they are sent.
+source_entries = Table(
+    "source_entries", metadata,
+    Column("source_url", Text, primary_key=True),
+    Column("url", Text, primary_key=True),
+    Column("entry", Text, nullable=False),  # the FeedEntry as JSON
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
 STALE_LOCK_AGE = timedelta(hours=12)
+FAILING_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,22 @@ class StoredDigest:
     @property
     def rendered(self) -> RenderedDigest:
         return RenderedDigest(subject=self.subject, html=self.html, text=self.text)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the state database remembers of one source URL."""
+
+    url: str
+    etag: str = ""
+    last_modified: str = ""
+    last_success_at: datetime | None = None
+    last_error: str = ""
+    consecutive_failures: int = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures >= FAILING_AFTER
 
 
 @dataclass(frozen=True)
@@ -149,6 +188,68 @@ class Store:
                 found.update(row.url for row in rows)
         return found
 
+    def source_state(self, url: str) -> SourceState:
+        """What was remembered of a source (validators, failures); blank when new."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(source_state).where(source_state.c.url == url)).first()
+        return _source_state(row) if row else SourceState(url=url)
+
+    def all_source_states(self) -> list[SourceState]:
+        """Every source the database remembers."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source_state).order_by(source_state.c.url)).all()
+        return [_source_state(row) for row in rows]
+
+    def record_source_success(self, url: str, etag: str, last_modified: str,
+                              now: datetime) -> None:
+        """A source answered: remember its validators and clear its failure count."""
+        self._upsert_source(url, now, etag=etag, last_modified=last_modified,
+                            last_success_at=now, consecutive_failures=0, last_error="")
+
+    def record_source_failure(self, url: str, reason: str, now: datetime) -> int:
+        """A source failed this cycle; returns how many cycles in a row it has failed."""
+        failures = self.source_state(url).consecutive_failures + 1
+        self._upsert_source(url, now, last_failure_at=now, last_error=reason,
+                            consecutive_failures=failures)
+        return failures
+
+    def _upsert_source(self, url: str, now: datetime, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            updated = conn.execute(update(source_state).where(source_state.c.url == url)
+                                   .values(**values))
+            if updated.rowcount == 0:
+                conn.execute(insert(source_state).values(url=url, **values))
+
+    def remember_entries(self, source_url: str, entries: Sequence[FeedEntry],
+                         now: datetime) -> None:
+        """Keep a source's entries until they have been in a digest."""
+        with self.engine.begin() as conn:
+            known = {row.url for row in conn.execute(
+                select(source_entries.c.url).where(source_entries.c.source_url == source_url))}
+            for entry in entries:
+                url, payload = entry.url, _entry_json(entry)
+                if url in known:
+                    conn.execute(update(source_entries).where(
+                        source_entries.c.source_url == source_url,
+                        source_entries.c.url == url).values(entry=payload))
+                else:
+                    conn.execute(insert(source_entries).values(
+                        source_url=source_url, url=url, entry=payload, first_seen=now))
+
+    def remembered_entries(self, source_url: str) -> list[FeedEntry]:
+        """Entries kept for a source whose URL has not been in a digest yet."""
+        sent = select(digest_articles.c.url)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source_entries.c.entry).where(
+                source_entries.c.source_url == source_url,
+                source_entries.c.url.not_in(sent)).order_by(source_entries.c.first_seen)).all()
+        return [_entry_from_json(row.entry) for row in rows]
+
+    def forget_entries_before(self, cutoff: datetime) -> None:
+        """Drop kept entries first seen before the cutoff (they are no longer news)."""
+        with self.engine.begin() as conn:
+            conn.execute(source_entries.delete().where(source_entries.c.first_seen < cutoff))
+
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
                       recipients: Iterable[Subscriber], now: datetime) -> int:
         """Commit a digest, its articles and one pending delivery per recipient, atomically."""
@@ -159,6 +260,8 @@ class Store:
             conn.execute(insert(digest_articles), [
                 {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
                  "source_name": a.source_name} for i, a in enumerate(articles)])
+            listed = [u for a in articles for u in (a.url, a.feed_url) if u]
+            conn.execute(source_entries.delete().where(source_entries.c.url.in_(listed)))
             rows = [{"digest_id": digest_id, "email": s.email, "name": s.name,
                      "status": "pending", "updated_at": now} for s in recipients]
             if rows:
@@ -294,6 +397,29 @@ def _pid_alive(pid: int) -> bool:
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _entry_json(entry: FeedEntry) -> str:
+    values = asdict(entry)
+    values["published"] = entry.published.isoformat() if entry.published else None
+    return json.dumps(values, ensure_ascii=False)
+
+
+def _entry_from_json(payload: str) -> FeedEntry:
+    values = json.loads(payload)
+    values["published"] = (datetime.fromisoformat(values["published"])
+                           if values.get("published") else None)
+    values["categories"] = tuple(values.get("categories") or ())
+    values["also_reported_by"] = tuple(tuple(pair) for pair in
+                                       values.get("also_reported_by") or ())
+    return FeedEntry(**values)
+
+
+def _source_state(row: Any) -> SourceState:
+    return SourceState(url=row.url, etag=row.etag or "", last_modified=row.last_modified or "",
+                       last_success_at=_as_utc(row.last_success_at) if row.last_success_at
+                       else None, last_error=row.last_error or "",
+                       consecutive_failures=row.consecutive_failures or 0)
 
 
 def _stored(row: Any) -> StoredDigest:

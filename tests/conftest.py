@@ -30,9 +30,9 @@ ACTIVE = {"ada@example.org", "yuri@example.net", "jiwon@example.com"}
 
 
 def write_config(folder: Path, *, feed_urls: list[str], smtp_port: int,
-                 extra: str = "") -> Path:
+                 extra: str = "", source_extra: str = "") -> Path:
     """A config.toml in `folder` using the repo's templates and a fresh state database."""
-    sources = "".join(f'[[sources]]\nname = "Site {i}"\nurl = "{url}"\n\n'
+    sources = "".join(f'[[sources]]\nname = "Site {i}"\nurl = "{url}"\n{source_extra}\n'
                       for i, url in enumerate(feed_urls, start=1))
     path = folder / "config.toml"
     path.write_text(f"""

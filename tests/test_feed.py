@@ -4,7 +4,7 @@ import pytest
 
 from digest.errors import FeedError
 from digest.models import FeedEntry
-from digest.sources import entries_from_feed, in_category
+from digest.sources.feed import entries_from_feed, in_category
 
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>
 <item><title>A</title><link>https://n.example/a</link><category>SpaceCraft</category>
@@ -24,8 +24,8 @@ def test_items_are_kept_by_category_case_and_accent_insensitively() -> None:
 
 def test_uncategorised_items_count_when_the_feed_is_the_categorys_own() -> None:
     entry = FeedEntry(url="u", title="t", source_name="s")
-    assert in_category(entry, "Spacecraft", feed_is_category=True)
-    assert not in_category(entry, "Spacecraft", feed_is_category=False)
+    assert in_category(entry, "Spacecraft", source_is_category=True)
+    assert not in_category(entry, "Spacecraft", source_is_category=False)
 
 
 @pytest.mark.parametrize("body", [

@@ -127,7 +127,8 @@ def test_broken_feed_is_reported_and_nothing_bogus_is_sent(tmp_path: Path, smtp:
         urls = {"500": site.url + "/category/no-such-thing/feed/",  # the site answers 404
                 "html": site.url + "/category/spacecraft/",
                 "refused": "http://127.0.0.1:9/feed/"}
-        config_path = write_config(tmp_path, feed_urls=[urls[kind]], smtp_port=smtp.port)
+        config_path = write_config(tmp_path, feed_urls=[urls[kind]], smtp_port=smtp.port,
+                                   source_extra='kind = "feed"')
         project = Project(tmp_path, config_path)
         report = pipeline.run_cycle(project.config)
     assert report.sent == 0 and smtp.messages == []

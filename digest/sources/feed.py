@@ -1,4 +1,5 @@
-"""RSS and Atom category feeds → FeedEntry list, parsed with feedparser."""
+"""RSS 2.0, RSS 1.0 and Atom category feeds → FeedEntry list, parsed with feedparser
+after defusedxml has refused entity tricks; entry HTML sanitised with nh3."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import calendar
 import unicodedata
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
+import defusedxml.ElementTree
 import feedparser
+import nh3
+from defusedxml import DefusedXmlException
 
 from digest.errors import FeedError
 from digest.models import FeedEntry
+from digest.urls import is_web_url, same_host
 
 
 def normalise_label(label: str) -> str:
@@ -19,24 +25,45 @@ def normalise_label(label: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def in_category(entry: FeedEntry, category: str, feed_is_category: bool) -> bool:
-    """True when the entry belongs to the category, by its own labels or by its feed's."""
+def in_category(entry: FeedEntry, category: str, source_is_category: bool) -> bool:
+    """True when the entry belongs to the category, by its own labels or by its source's."""
     wanted = normalise_label(category)
+    slug = wanted.replace(" ", "-")
     if entry.categories:
-        return any(normalise_label(c) == wanted for c in entry.categories)
-    return feed_is_category
+        return any(normalise_label(c) in (wanted, slug) for c in entry.categories)
+    return source_is_category
+
+
+def refuse_entity_tricks(body: bytes, url: str) -> None:
+    """Raise FeedError for DTD entity declarations or external references (billion laughs,
+    XXE). Merely malformed XML is left to feedparser, which copes with much of it."""
+    try:
+        defusedxml.ElementTree.fromstring(body, forbid_dtd=False, forbid_entities=True,
+                                          forbid_external=True)
+    except DefusedXmlException as exc:
+        raise FeedError(f"{url}: feed refused: {type(exc).__name__} (XML entity attack?)") \
+            from None
+    except (ParseError, ValueError):
+        pass
 
 
 def entries_from_feed(body: bytes, *, url: str, source_name: str,
                       category: str) -> tuple[list[FeedEntry], bool]:
     """Parse a feed document; return its entries and whether the feed is the category's own."""
-    parsed = feedparser.parse(body, response_headers={"content-location": url})
+    refuse_entity_tricks(body, url)
+    parsed = feedparser.parse(body, response_headers={"content-location": url},
+                              sanitize_html=False, resolve_relative_uris=True)
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         raise FeedError(f"{url}: not a readable RSS or Atom feed ({_bozo_reason(parsed)})")
     feed_title = normalise_label(parsed.feed.get("title", ""))
     wanted = normalise_label(category)
-    feed_is_category = wanted in feed_title or f"/{wanted}/" in normalise_label(url)
-    entries = [_entry(item, source_name) for item in parsed.entries if item.get("link")]
+    slug = wanted.replace(" ", "-")
+    feed_is_category = wanted in feed_title or f"/{slug}/" in normalise_label(url) \
+        or f"category={slug}" in normalise_label(url)
+    site = parsed.feed.get("link", "") or url
+    entries = [_entry(item, source_name) for item in parsed.entries
+               if is_web_url(item.get("link", "").strip())
+               and (same_host(item.link, url) or same_host(item.link, site))]
     return entries, feed_is_category
 
 
@@ -50,8 +77,8 @@ def _entry(item: Any, source_name: str) -> FeedEntry:
         source_name=source_name,
         published=_published(item),
         categories=tuple(t.get("term", "") for t in item.get("tags", []) if t.get("term")),
-        summary=item.get("summary", ""),
-        content_html=content,
+        summary=nh3.clean(item.get("summary", "")),
+        content_html=nh3.clean(content),
         guid=item.get("id", ""),
     )
 

@@ -1,0 +1,128 @@
+"""Gathering: every source read (conditionally), entries kept to the category, merged
+across sources, filtered to the new ones, and their pages fetched in parallel (per-host
+limit, robots.txt) and extracted. One failing source or page never stops the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from digest.config import Config, SourceSettings
+from digest.dedupe import merge_articles, merge_entries
+from digest.errors import ExtractError, FeedError, FetchError
+from digest.extract import extract_article
+from digest.fetch import Fetcher, FetchPolicy
+from digest.models import Article, FeedEntry, GatherResult, SourceFailure
+from digest.progress import progress
+from digest.sources import Validators, in_category, read_source
+from digest.store import Store
+from digest.urls import strip_tracking
+
+log = logging.getLogger(__name__)
+
+KEEP_ENTRIES_FOR = timedelta(days=60)
+MAX_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """The entries one source contributed, or why it contributed none."""
+
+    source: SourceSettings
+    entries: tuple[FeedEntry, ...] = ()
+    failure: SourceFailure | None = None
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    """A fetcher with the [fetch] settings."""
+    f = config.fetch
+    return Fetcher(FetchPolicy(user_agent=f.user_agent, timeout=f.timeout,
+                               max_bytes=f.max_bytes, retries=f.retries,
+                               max_retry_after=f.max_retry_after, max_redirects=f.max_redirects,
+                               per_host=f.per_host_concurrency,
+                               respect_robots=f.respect_robots))
+
+
+def gather(config: Config, store: Store, fetcher: Fetcher, *, record: bool,
+           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> GatherResult:
+    """Find the new articles of the category on every source; `record` keeps what was learnt
+    (validators, entries, failure counts) in the state database."""
+    outcomes = [_read(source, config, store, fetcher, record, now) for source in config.sources]
+    failures = [o.failure for o in outcomes if o.failure]
+    entries = merge_entries([e for o in outcomes for e in o.entries])
+    known = store.known_urls(e.url for e in entries)
+    fresh = [e for e in entries if e.url not in known]
+    fresh.sort(key=lambda e: e.published or datetime.min.replace(tzinfo=UTC), reverse=True)
+    fresh = fresh[:config.digest.max_articles]
+    articles = fetch_articles(fresh, fetcher, failures, workers=_workers(config, fresh))
+    known_canonical = store.known_urls(a.url for a in articles)
+    articles = merge_articles([a for a in articles if a.url not in known_canonical])
+    if record:
+        store.forget_entries_before(now() - KEEP_ENTRIES_FOR)
+    return GatherResult(found=len(entries), new_entries=len(fresh), articles=tuple(articles),
+                        failures=tuple(failures))
+
+
+def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher,
+          record: bool, now: Callable[[], datetime]) -> SourceOutcome:
+    category = source.category or config.digest.category
+    state = store.source_state(source.url)
+    try:
+        result = read_source(source, fetcher=fetcher, category=config.digest.category,
+                             validators=Validators(state.etag, state.last_modified))
+    except (FetchError, FeedError) as exc:
+        failure = SourceFailure(source.url, str(exc))
+        count = store.record_source_failure(source.url, str(exc), now()) if record else 0
+        log.warning("source %s failed%s: %s", source.name,
+                    f" ({count} cycles in a row)" if count > 1 else "", exc)
+        return SourceOutcome(source, failure=failure)
+    matching = [replace(e, url=strip_tracking(e.url)) for e in result.entries
+                if in_category(e, category, result.source_is_category)]
+    if result.not_modified:
+        log.info("source %s: not modified since last time", source.name)
+    else:
+        log.info("source %s (%s): %d entries, %d in %s", source.name, result.kind,
+                 len(result.entries), len(matching), category)
+    if record:
+        store.record_source_success(source.url, result.validators.etag,
+                                    result.validators.last_modified, now())
+        store.remember_entries(source.url, matching, now())
+    kept = store.remembered_entries(source.url)
+    listed = {e.url for e in matching}
+    return SourceOutcome(source, tuple(matching) + tuple(e for e in kept if e.url not in listed))
+
+
+def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[SourceFailure],
+                   *, workers: int) -> list[Article]:
+    """Fetch and extract each entry's page in parallel; failures are recorded and skipped."""
+    def one(entry: FeedEntry) -> Article | SourceFailure:
+        if not fetcher.allowed(entry.url):
+            return SourceFailure(entry.url, f"{entry.url}: disallowed by robots.txt")
+        try:
+            page = fetcher.get(entry.url)
+            article = extract_article(page.body, entry, page_url=page.url)
+        except (FetchError, ExtractError) as exc:
+            return SourceFailure(entry.url, str(exc))
+        feed_url = entry.url if entry.url != article.url else ""
+        return replace(article, feed_url=feed_url, also_reported_by=entry.also_reported_by)
+
+    articles: list[Article] = []
+    with progress("Fetching articles", len(entries)) as advance, \
+            ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for outcome in pool.map(one, entries):
+            advance()
+            if isinstance(outcome, SourceFailure):
+                log.warning("article skipped: %s", outcome.reason)
+                failures.append(outcome)
+            else:
+                articles.append(outcome)
+    return articles
+
+
+def _workers(config: Config, entries: list[FeedEntry]) -> int:
+    hosts = {urlsplit(e.url).netloc for e in entries} or {""}
+    return min(MAX_WORKERS, config.fetch.per_host_concurrency * len(hosts))
