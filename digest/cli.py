@@ -128,6 +128,7 @@ def status(ctx: Context) -> None:
     store = pipeline.open_store(ctx.config)
     try:
         recent = store.recent_digests()
+        sources = store.all_source_states()
     finally:
         store.close()
     if not recent:
@@ -140,6 +141,10 @@ def status(ctx: Context) -> None:
     subs = subscriber_list.read_list(ctx.config.subscribers_path)
     active = sum(1 for e in subs if e.subscriber.status == "active")
     click.echo(f"subscribers: {active} active of {len(subs)}")
+    for source in sources:
+        if source.failing:
+            click.echo(f"FAILING source {source.url}: {source.consecutive_failures} cycles in "
+                       f"a row; last error: {source.last_error}")
 
 
 @cli.command()

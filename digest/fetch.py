@@ -121,6 +121,9 @@ class Fetcher:
             except requests.exceptions.RetryError as exc:
                 raise FetchError(f"{url}: gave up after retries ({_reason(exc)})") from None
             except requests.exceptions.RequestException as exc:
+                if "timed out" in str(exc):
+                    raise FetchError(f"{url}: timed out after {self.policy.timeout:g}s") \
+                        from None
                 raise FetchError(f"{url}: {_reason(exc)}") from None
 
     def allowed(self, url: str) -> bool:

@@ -4,16 +4,20 @@ several different ways, with the boilerplate real pages carry around an article.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import re
 import threading
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from digest.sources.feed import normalise_label
 
@@ -112,10 +116,63 @@ class SampleSite:
     """The pages of the site, built from a list of articles (tests pass their own)."""
 
     name = "Orbital Desk"
+    per_page = 5
 
     def __init__(self, articles: list[SampleArticle]) -> None:
         self.articles = sorted(articles, key=lambda a: a.published, reverse=True)
         self.base_url = ""
+        self.requests: list[str] = []
+
+    def respond(self, path: str, query: dict[str, str],
+                request_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body for one GET, as a WordPress site would answer it."""
+        self.requests.append(path)
+        if path.startswith("/wp-json/wp/v2/"):
+            return self._api(path.removeprefix("/wp-json/wp/v2/").strip("/"), query)
+        status, content_type, body = self.page(path)
+        data = body.encode("utf-8")
+        headers = {"Content-Type": content_type}
+        if status == 200 and "rss" in content_type:
+            etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+            modified = max((a.published for a in self.articles), default=None)
+            headers["ETag"] = etag
+            if modified:
+                headers["Last-Modified"] = format_datetime(modified, usegmt=True)
+            if request_headers.get("if-none-match") == etag:
+                return 304, {"ETag": etag}, b""
+        return status, headers, data
+
+    def _api(self, route: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        categories = sorted({a.category for a in self.articles})
+        ids = {name: number for number, name in enumerate(categories, start=2)}
+        if route == "categories":
+            wanted = normalise_label(query.get("slug") or query.get("search") or "")
+            found = [{"id": ids[c], "name": c, "slug": slugify(c), "count":
+                      len(self.by_category(slugify(c)))} for c in categories
+                     if not wanted or wanted in (slugify(c), normalise_label(c))]
+            return 200, {"Content-Type": "application/json"}, json.dumps(found).encode()
+        if route != "posts":
+            return 404, {"Content-Type": "application/json"}, b'{"code":"rest_no_route"}'
+        chosen = [a for a in self.articles
+                  if not query.get("categories") or str(ids[a.category]) == query["categories"]]
+        per_page = int(query.get("per_page", 10))
+        number = int(query.get("page", 1))
+        pages = max(1, -(-len(chosen) // per_page))
+        if number > pages:
+            return 400, {"Content-Type": "application/json"}, b'{"code":"rest_post_invalid_page_number"}'
+        posts = [self._post(a, ids) for a in chosen[(number - 1) * per_page:number * per_page]]
+        headers = {"Content-Type": "application/json; charset=UTF-8",
+                   "X-WP-Total": str(len(chosen)), "X-WP-TotalPages": str(pages)}
+        return 200, headers, json.dumps(posts).encode()
+
+    def _post(self, a: SampleArticle, ids: dict[str, int]) -> dict[str, Any]:
+        return {"id": zlib.crc32(a.slug.encode()) % 99999, "link": self.base_url + a.path,
+                "date_gmt": a.published.replace(tzinfo=None).isoformat(timespec="seconds"),
+                "guid": {"rendered": f"{self.base_url}/?p={a.slug}"},
+                "title": {"rendered": html.escape(a.title)},
+                "excerpt": {"rendered": f"<p>{html.escape(a.standfirst)}</p>"},
+                "content": {"rendered": body_markup(a.body)},
+                "categories": [ids[a.category]]}
 
     def by_category(self, slug: str) -> list[SampleArticle]:
         return [a for a in self.articles if a.category_slug == slug]
@@ -125,15 +182,22 @@ class SampleSite:
         if path in ("/", ""):
             return 200, "text/html; charset=utf-8", self._listing(self.articles, "Latest news")
         if path == "/robots.txt":
-            return 200, "text/plain", "User-agent: *\nDisallow: /wp-admin/\n"
+            return 200, "text/plain", "User-agent: *\nDisallow: /wp-admin/\nDisallow: /private/\n"
         if path == "/feed/":
             return 200, "application/rss+xml; charset=utf-8", self.feed(self.articles, "")
-        match = re.fullmatch(r"/category/([a-z0-9-]+)/(feed/)?", path)
+        match = re.fullmatch(r"/category/([a-z0-9-]+)/(feed/|page/(\d+)/)?", path)
         if match and self.by_category(match.group(1)):
             items = self.by_category(match.group(1))
-            if match.group(2):
+            if match.group(2) == "feed/":
                 return 200, "application/rss+xml; charset=utf-8", self.feed(items, items[0].category)
-            return 200, "text/html; charset=utf-8", self._listing(items, items[0].category)
+            number = int(match.group(3) or 1)
+            pages = max(1, -(-len(items) // self.per_page))
+            if number > pages:
+                return 404, "text/html; charset=utf-8", self._layout("Not found", "<p>No such page.</p>")
+            chunk = items[(number - 1) * self.per_page:number * self.per_page]
+            base = f"/category/{match.group(1)}/"
+            next_url = f"{base}page/{number + 1}/" if number < pages else ""
+            return 200, "text/html; charset=utf-8", self._listing(chunk, items[0].category, next_url)
         for article in self.articles:
             if article.path == path:
                 return 200, "text/html; charset=utf-8", self.article_page(article)
@@ -152,7 +216,7 @@ class SampleSite:
                 f"<item><title>{e(a.title)}</title><link>{e(url)}</link>"
                 f"<dc:creator><![CDATA[{a.author}]]></dc:creator>"
                 f"<pubDate>{format_datetime(a.published)}</pubDate>{categories}"
-                f'<guid isPermaLink="false">{e(self.base_url)}/?p={abs(hash(a.slug)) % 99999}</guid>'
+                f'<guid isPermaLink="false">{e(self.base_url)}/?p={zlib.crc32(a.slug.encode()) % 99999}</guid>'
                 f"<description><![CDATA[{a.standfirst}]]></description>"
                 f"<content:encoded><![CDATA[{body_markup(a.body)}]]></content:encoded></item>")
         return ('<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -206,13 +270,16 @@ class SampleSite:
                 f'<meta name="author" content="{e(a.author)}">')
         return self._layout(a.title, content, head)
 
-    def _listing(self, articles: list[SampleArticle], heading: str) -> str:
+    def _listing(self, articles: list[SampleArticle], heading: str, next_url: str = "") -> str:
         e = html.escape
         items = "".join(
             f'<article class="post"><h2 class="entry-title"><a href="{a.path}">{e(a.title)}</a></h2>'
             f'<div class="entry-summary"><p>{e(a.standfirst)}</p></div></article>'
             for a in articles)
-        return self._layout(heading, f"<h1 class='page-title'>{e(heading)}</h1>{items}")
+        nav = (f'<nav class="pagination"><a class="next page-numbers" href="{next_url}">Older posts</a></nav>'
+               if next_url else "")
+        head = f'<link rel="next" href="{next_url}">' if next_url else ""
+        return self._layout(heading, f"<h1 class='page-title'>{e(heading)}</h1>{items}{nav}", head)
 
     def _layout(self, title: str, content: str, head: str = "") -> str:
         e = html.escape
@@ -236,10 +303,13 @@ class _Handler(BaseHTTPRequestHandler):
     site: SampleSite
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        status, content_type, body = self.site.page(self.path.split("?")[0])
-        data = body.encode("utf-8")
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, response_headers, data = self.site.respond(parts.path, query, headers)
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        for name, value in response_headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

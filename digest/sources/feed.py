@@ -4,6 +4,7 @@ after defusedxml has refused entity tricks; entry HTML sanitised with nh3."""
 from __future__ import annotations
 
 import calendar
+import logging
 import unicodedata
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from defusedxml import DefusedXmlException
 from digest.errors import FeedError
 from digest.models import FeedEntry
 from digest.urls import is_web_url, same_host
+
+log = logging.getLogger(__name__)
 
 
 def normalise_label(label: str) -> str:
@@ -53,8 +56,6 @@ def entries_from_feed(body: bytes, *, url: str, source_name: str,
     refuse_entity_tricks(body, url)
     parsed = feedparser.parse(body, response_headers={"content-location": url},
                               sanitize_html=False, resolve_relative_uris=True)
-    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
-        raise FeedError(f"{url}: not a readable RSS or Atom feed ({_bozo_reason(parsed)})")
     feed_title = normalise_label(parsed.feed.get("title", ""))
     wanted = normalise_label(category)
     slug = wanted.replace(" ", "-")
@@ -64,6 +65,11 @@ def entries_from_feed(body: bytes, *, url: str, source_name: str,
     entries = [_entry(item, source_name) for item in parsed.entries
                if is_web_url(item.get("link", "").strip())
                and (same_host(item.link, url) or same_host(item.link, site))]
+    if not entries and (parsed.bozo or not parsed.get("version")):
+        raise FeedError(f"{url}: not a readable RSS or Atom feed ({_bozo_reason(parsed)})")
+    if parsed.bozo:
+        log.warning("%s: malformed feed, read what could be read (%s)", url,
+                    _bozo_reason(parsed))
     return entries, feed_is_category
 
 
