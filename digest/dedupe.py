@@ -25,7 +25,12 @@ def same_title(a: str, b: str) -> bool:
     ka, kb = title_key(a), title_key(b)
     if not ka or not kb:
         return False
-    return ka == kb or SequenceMatcher(None, ka, kb).ratio() >= TITLE_SIMILARITY
+    if ka == kb:
+        return True
+    # "Soyuz MS-27 …" and "Soyuz MS-28 …" are different stories however alike they read.
+    if re.findall(r"\d+", ka) != re.findall(r"\d+", kb):
+        return False
+    return SequenceMatcher(None, ka, kb).ratio() >= TITLE_SIMILARITY
 
 
 def merge_entries(entries: Sequence[FeedEntry]) -> list[FeedEntry]:

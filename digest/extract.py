@@ -132,7 +132,7 @@ def body_blocks(html: str | bytes, url: str) -> list[Block]:
 
 def _trafilatura_blocks(html: str | bytes, url: str) -> list[Block]:
     document = trafilatura.bare_extraction(html, url=url or None, include_comments=False,
-                                           include_tables=False, include_images=False,
+                                           include_tables=True, include_images=False,
                                            with_metadata=False)
     body = getattr(document, "body", None)
     if body is None:
@@ -141,11 +141,15 @@ def _trafilatura_blocks(html: str | bytes, url: str) -> list[Block]:
 
 
 def _walk_trafilatura(body: Any) -> Iterator[Block]:
-    kinds = {"head": "heading", "p": "paragraph", "quote": "quote"}
+    kinds = {"head": "heading", "p": "paragraph", "quote": "quote", "code": "code"}
     for el in body:
         if el.tag == "list":
             for item in el.iter("item"):
                 yield Block("item", normalise_space("".join(item.itertext())))
+        elif el.tag == "table":
+            for row in el.iter("row"):
+                cells = [normalise_space("".join(c.itertext())) for c in row.iter("cell")]
+                yield Block("table", " ".join(c for c in cells if c))
         elif el.tag in kinds:
             yield Block(kinds[el.tag], normalise_space("".join(el.itertext())))
 

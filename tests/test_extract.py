@@ -96,3 +96,44 @@ def test_sample_site_uses_at_least_four_markups_for_each_line() -> None:
 def test_disclaimer_markup_keeps_the_text() -> None:
     html = disclaimer_markup("Disclaimer: May change.", "strong")
     assert html == "<p><strong>Disclaimer:</strong> May change.</p>"
+
+
+def test_source_line_in_parentheses_and_with_a_dash_variant() -> None:
+    article = extract_article(page("<p>(Source: Reuters)</p>"), ENTRY)
+    assert article.source_line == "(Source: Reuters)"
+    article = extract_article(page("<p>Source — NASA/JPL</p>"), ENTRY)
+    assert article.source_line == "Source — NASA/JPL"
+
+
+def test_lines_only_in_the_feed_content_are_used() -> None:
+    entry = FeedEntry(url="https://news.example/a/", title="T", source_name="News",
+                      content_html="<p>Body text here.</p><p><strong>Source:</strong> ESA</p>"
+                                   "<p><em>(Disclaimer: Provisional.)</em></p>")
+    article = extract_article(page(""), entry)
+    assert article.source_line == "Source: ESA"
+    assert article.disclaimer_line == "(Disclaimer: Provisional.)"
+
+
+def test_photo_credit_is_not_taken_for_the_source_line() -> None:
+    markup = ('<figure><img src="/a.jpg" alt="Rocket on the pad"><figcaption>Credit: NASA/Bill '
+              'Ingalls</figcaption></figure><p>Source: (Reuters)</p>')
+    article = extract_article(page(markup), ENTRY)
+    assert article.source_line == "Source: (Reuters)"
+    assert all("Ingalls" not in p for p in article.paragraphs)
+
+
+def test_lead_image_is_absolute_with_its_alt_text() -> None:
+    html = page('<p>Source: NASA</p>').replace(
+        "<title>T</title>", '<title>T</title><meta property="og:image" content="/img/lead.jpg">'
+    ).replace("<h2>Arrival</h2>",
+              '<h2>Arrival</h2><img src="/img/lead.jpg" alt="Venus from orbit">')
+    article = extract_article(html, ENTRY)
+    assert article.image_url == "https://news.example/img/lead.jpg"
+    assert article.image_alt == "Venus from orbit"
+
+
+def test_canonical_link_wins_and_tracking_parameters_go() -> None:
+    html = page("").replace("<title>T</title>", '<title>T</title><link rel="canonical" '
+                            'href="https://news.example/story/?utm_source=rss&id=7">')
+    article = extract_article(html, ENTRY, page_url="https://news.example/a/?utm_medium=x")
+    assert article.url == "https://news.example/story/?id=7"

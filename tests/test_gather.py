@@ -128,3 +128,13 @@ def test_article_pages_are_fetched_in_parallel(tmp_path: Path, site: SiteServer)
         store.close()
     assert len(result.articles) == 12
     assert elapsed < 12 * 0.2 / 2  # 4 at a time: about 0.6 s, one by one 2.4 s
+
+
+def test_titles_that_differ_only_in_a_number_are_different_stories() -> None:
+    from digest.dedupe import same_title
+
+    assert not same_title("Soyuz MS-27 Launches to the ISS", "Soyuz MS-28 Launches to the ISS")
+    assert same_title("Soyuz MS-27 launches to the ISS!", "SOYUZ MS-27 LAUNCHES TO THE ISS")
+    assert same_title("Starliner crew returns to Earth safely",
+                      "Starliner crew returns to Earth, safely.")
+    assert not same_title("Starliner crew returns", "Dragon crew returns")

@@ -4,6 +4,7 @@ after defusedxml has refused entity tricks; entry HTML sanitised with nh3."""
 from __future__ import annotations
 
 import calendar
+import html
 import logging
 import unicodedata
 from datetime import UTC, datetime
@@ -54,7 +55,10 @@ def entries_from_feed(body: bytes, *, url: str, source_name: str,
                       category: str) -> tuple[list[FeedEntry], bool]:
     """Parse a feed document; return its entries and whether the feed is the category's own."""
     refuse_entity_tricks(body, url)
-    parsed = feedparser.parse(body, response_headers={"content-location": url},
+    # Without a Content-Type feedparser flags every feed as malformed; the caller has
+    # already decided this is a feed, so tell it so.
+    headers = {"content-location": url, "content-type": "application/xml"}
+    parsed = feedparser.parse(body, response_headers=headers,
                               sanitize_html=False, resolve_relative_uris=True)
     feed_title = normalise_label(parsed.feed.get("title", ""))
     wanted = normalise_label(category)
@@ -79,7 +83,7 @@ def _entry(item: Any, source_name: str) -> FeedEntry:
         content = item.content[0].get("value", "")
     return FeedEntry(
         url=item.link.strip(),
-        title=item.get("title", "").strip(),
+        title=plain_text(item.get("title", "")),
         source_name=source_name,
         published=_published(item),
         categories=tuple(t.get("term", "") for t in item.get("tags", []) if t.get("term")),
@@ -89,8 +93,16 @@ def _entry(item: Any, source_name: str) -> FeedEntry:
     )
 
 
+def plain_text(markup: str) -> str:
+    """Text of a title or label that may carry HTML tags or entities."""
+    if "<" not in markup and "&" not in markup:
+        return " ".join(markup.split())
+    return " ".join(html.unescape(nh3.clean(markup, tags=set())).split())
+
+
 def _published(item: Any) -> datetime | None:
-    parsed = item.get("published_parsed") or item.get("updated_parsed")
+    # Plain dict lookups: FeedParserDict's own mapping between the two keys warns.
+    parsed = dict.get(item, "published_parsed") or dict.get(item, "updated_parsed")
     if not parsed:
         return None
     return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)

@@ -14,7 +14,7 @@ from digest.config import SourceSettings
 from digest.errors import FeedError
 from digest.fetch import Fetcher
 from digest.models import FeedEntry
-from digest.sources.feed import normalise_label
+from digest.sources.feed import normalise_label, plain_text
 from digest.urls import is_web_url, same_host
 
 PER_PAGE = 20
@@ -78,7 +78,7 @@ def _rendered(post: dict[str, Any], key: str) -> str:
 def _entry(post: dict[str, Any], source: SourceSettings) -> FeedEntry:
     return FeedEntry(
         url=str(post["link"]),
-        title=nh3.clean(_rendered(post, "title"), tags=set()),
+        title=plain_text(_rendered(post, "title")),
         source_name=source.name,
         published=_date(post),
         summary=nh3.clean(_rendered(post, "excerpt")),
