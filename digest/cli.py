@@ -243,8 +243,10 @@ def _print_report(report: RunReport) -> None:
                                                  if report.failed else ""))
     if report.remaining:
         click.echo(f"pending:     {report.remaining}")
+    if report.failures:
+        click.echo(f"problems:    {len(report.failures)} source(s) or page(s) could not be read")
     for failure in report.failures:
-        click.echo(f"problem:     {failure.reason}")
+        click.echo(f"  - {failure.reason}")
     for note in report.notes:
         click.echo(f"note:        {note}")
 
