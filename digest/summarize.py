@@ -1,5 +1,6 @@
-"""Article → Summary: a few whole sentences from the article, ranked by how central they
-are to it and biased towards the lead, returned in article order. Pure and deterministic."""
+"""Article → Summary: whole sentences from the article, ranked with TextRank (PageRank
+over a TF-IDF cosine graph of the sentences) personalised towards the lead, as news
+summaries should be, and returned in article order. Pure and deterministic."""
 
 from __future__ import annotations
 
@@ -11,18 +12,25 @@ from functools import lru_cache
 
 import pysbd
 
-from digest.extract import DISCLAIMER_LINE, SOURCE_LINE
+from digest.extract import DISCLAIMER_LINE, PHOTO_CREDIT, SOURCE_LINE
 from digest.models import Article, Summary
 
 log = logging.getLogger(__name__)
 
 MIN_SENTENCE_WORDS = 5
 MIN_ARTICLE_WORDS = 40
-WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+DAMPING = 0.85
+ITERATIONS = 60
+WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
+BYLINE = re.compile(
+    r"^(by|von|par|por|photo by|written by|reporting by|editing by|posted|published|updated)"
+    r"\b.{0,80}$|^\w+ \d{1,2}, \d{4}$",
+    re.IGNORECASE,
+)
 STOPWORDS = frozenset("""a an and are as at be been but by for from had has have he her his
 in into is it its of on or our she that the their them they this to was were which while
 who will with would not no so than then there these those also after before over about
-said says more most can could may might one two new""".split())
+said says more most can could may might one two new its it's we you i our your""".split())
 
 
 @lru_cache(maxsize=1)
@@ -37,53 +45,97 @@ def split_sentences(paragraph: str) -> list[str]:
 
 def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summary:
     """Up to max_sentences whole sentences (max_words in all) that best represent the article."""
-    sentences = [s for p in article.paragraphs for s in split_sentences(p) if _usable(s)]
-    if sum(_word_count(s) for s in sentences) < MIN_ARTICLE_WORDS:
+    sentences = candidate_sentences(article.paragraphs)
+    if sum(word_count(s) for s in sentences) < MIN_ARTICLE_WORDS:
         fallback = article.feed_summary or article.standfirst
         if fallback:
             log.info("%s: article text too short, summary taken from the %s", article.url,
                      "feed excerpt" if article.feed_summary else "standfirst")
-            sentences = [s for s in split_sentences(fallback) if _usable(s)] or [fallback]
-    chosen = _choose(sentences, max_sentences, max_words)
+            sentences = candidate_sentences([fallback]) or [fallback]
+    chosen = choose(sentences, max_sentences, max_words)
     return Summary(sentences=tuple(chosen), source_line=article.source_line,
                    disclaimer_line=article.disclaimer_line)
 
 
-def _usable(sentence: str) -> bool:
-    return (_word_count(sentence) >= MIN_SENTENCE_WORDS
-            and not SOURCE_LINE.match(sentence) and not DISCLAIMER_LINE.match(sentence))
+def candidate_sentences(paragraphs: tuple[str, ...] | list[str]) -> list[str]:
+    """The article's sentences that may stand in a summary, in order."""
+    return [s for p in paragraphs for s in split_sentences(p) if usable(s)]
 
 
-def _word_count(sentence: str) -> int:
+def usable(sentence: str) -> bool:
+    """False for fragments, bylines, photo credits and attribution lines."""
+    return (word_count(sentence) >= MIN_SENTENCE_WORDS
+            and not SOURCE_LINE.match(sentence) and not DISCLAIMER_LINE.match(sentence)
+            and not BYLINE.match(sentence)
+            and not (word_count(sentence) < 25 and PHOTO_CREDIT.search(sentence))
+            and sentence[-1] not in ":;,")
+
+
+def word_count(sentence: str) -> int:
     return len(sentence.split())
 
 
-def _content_words(sentence: str) -> list[str]:
-    return [w for w in (m.group().casefold() for m in WORD.finditer(sentence))
-            if w not in STOPWORDS and len(w) > 2]
+def terms(sentence: str) -> list[str]:
+    """Content words of a sentence, lowercased, with a light plural/tense folding."""
+    words = (m.group().casefold() for m in WORD.finditer(sentence))
+    return [_fold(w) for w in words if w not in STOPWORDS and (len(w) > 2 or not w.isascii())]
 
 
-def _choose(sentences: list[str], max_sentences: int, max_words: int) -> list[str]:
+def _fold(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.isascii() and word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def textrank(sentences: list[str]) -> list[float]:
+    """PageRank scores of sentences in a TF-IDF cosine similarity graph, lead-personalised."""
+    n = len(sentences)
+    if n == 0:
+        return []
+    bags = [Counter(terms(s)) for s in sentences]
+    document_frequency = Counter(t for bag in bags for t in bag)
+    vectors = []
+    for bag in bags:
+        weights = {t: c * math.log(1 + n / document_frequency[t]) for t, c in bag.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        vectors.append({t: w / norm for t, w in weights.items()})
+    neighbours: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            shared = vectors[i].keys() & vectors[j].keys()
+            value = sum(vectors[i][t] * vectors[j][t] for t in shared)
+            if value > 0:
+                neighbours[i].append((j, value))
+                neighbours[j].append((i, value))
+    out_weight = [sum(w for _, w in links) for links in neighbours]
+    lead = [1.0 / (1 + position) for position in range(n)]
+    total = sum(lead)
+    prior = [p / total for p in lead]
+    scores = prior[:]
+    for _ in range(ITERATIONS):
+        scores = [(1 - DAMPING) * prior[i] + DAMPING * sum(
+            w / out_weight[j] * scores[j] for j, w in neighbours[i]) for i in range(n)]
+    return scores
+
+
+def choose(sentences: list[str], max_sentences: int, max_words: int) -> list[str]:
+    """The lead sentence, then the best-ranked others that fit, in article order."""
     if not sentences:
         return []
-    frequency = Counter(w for s in sentences for w in set(_content_words(s)))
-    scored = []
-    for position, sentence in enumerate(sentences):
-        words = _content_words(sentence)
-        centrality = sum(frequency[w] for w in set(words)) / (1 + math.log1p(len(words)))
-        lead_bias = 1.0 / (1 + position) ** 0.5
-        scored.append((centrality * (0.5 + lead_bias) + (3.0 if position == 0 else 0.0),
-                       -position))
-    ranked = sorted(range(len(sentences)), key=lambda i: scored[i], reverse=True)
+    # Centrality alone favours long middle sentences; news puts what matters first.
+    scores = [score / (1 + position) for position, score in enumerate(textrank(sentences))]
+    ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    ranked.remove(0)
     picked: list[int] = []
     words_used = 0
-    for index in ranked:
-        length = _word_count(sentences[index])
+    for index in [0, *ranked]:
         if len(picked) == max_sentences:
             break
+        length = word_count(sentences[index])
         if words_used + length <= max_words:
             picked.append(index)
             words_used += length
     if not picked:  # even the best sentence is over the word budget: take the shortest whole one
-        picked = [min(range(len(sentences)), key=lambda i: _word_count(sentences[i]))]
+        picked = [min(range(len(sentences)), key=lambda i: word_count(sentences[i]))]
     return [sentences[i] for i in sorted(picked)]

@@ -1,0 +1,121 @@
+"""Summary quality: ROUGE-1, ROUGE-2 and ROUGE-L F1 of our summaries against a human
+summary or standfirst, with a lead-3 baseline computed in the same run, on the articles of
+../shared/corpus that carry one (trafilatura's "description", Readability's "excerpt") and
+on the bundled sample site's standfirsts; plus summaries per second.
+
+    .venv/bin/python bench/summaries.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from digest.demo.site import SampleSite, load_sample_articles  # noqa: E402
+from digest.extract import extract_article  # noqa: E402
+from digest.models import Article, FeedEntry  # noqa: E402
+from digest.summarize import candidate_sentences, summarize  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+SENTENCES, WORDS = 3, 90  # the shipped config.toml defaults
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def rouge_n(candidate: str, reference: str, n: int) -> float:
+    def grams(words: list[str]) -> Counter[tuple[str, ...]]:
+        return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    got, want = grams(tokens(candidate)), grams(tokens(reference))
+    overlap = sum((got & want).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(got.values()), overlap / sum(want.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(candidate: str, reference: str) -> float:
+    a, b = tokens(candidate), tokens(reference)
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def cases() -> Iterator[tuple[str, Article, str]]:
+    site = SampleSite(load_sample_articles())
+    site.base_url = "http://sample.example"
+    for a in site.articles:
+        entry = FeedEntry(url=site.base_url + a.path, title=a.title, source_name="sample")
+        yield "sample", extract_article(site.article_page(a), entry), a.standfirst
+    traf = CORPUS / "trafilatura"
+    if (traf / "evaldata.json").exists():
+        for url, item in json.loads((traf / "evaldata.json").read_text()).items():
+            if item.get("description"):
+                html = (traf / "html" / item["file"]).read_bytes()
+                yield "trafilatura", _article(html, url), item["description"]
+    readability = CORPUS / "readability" / "test-pages"
+    if readability.exists():
+        for case in sorted(readability.iterdir()):
+            meta = json.loads((case / "expected-metadata.json").read_text())
+            if meta.get("excerpt") and len(tokens(meta["excerpt"])) >= 8:
+                html = (case / "source.html").read_bytes()
+                yield "readability", _article(html, "http://fakehost/test/page.html"), \
+                    meta["excerpt"]
+
+
+def _article(html: bytes, url: str) -> Article:
+    return extract_article(html, FeedEntry(url=url, title="", source_name="corpus"))
+
+
+def ours(article: Article) -> str:
+    return summarize(article, max_sentences=SENTENCES, max_words=WORDS).text
+
+
+def lead3(article: Article) -> str:
+    return " ".join(candidate_sentences(article.paragraphs)[:3])
+
+
+def main() -> int:
+    data = [c for c in cases() if c[1].paragraphs]
+    systems: dict[str, Callable[[Article], str]] = {"digest (TextRank+lead)": ours,
+                                                    "lead-3 baseline": lead3}
+    print(f"articles: {len(data)} ({', '.join(f'{k} {v}' for k, v in sorted(Counter(c[0] for c in data).items()))})")
+    print(f"{'system':<24}{'ROUGE-1':>9}{'ROUGE-2':>9}{'ROUGE-L':>9}{'per s':>9}")
+    results = {}
+    for name, system in systems.items():
+        started = time.perf_counter()
+        outputs = [system(article) for _, article, _ in data]
+        rate = len(data) / (time.perf_counter() - started)
+        r1 = sum(rouge_n(o, ref, 1) for o, (_, _, ref) in zip(outputs, data)) / len(data)
+        r2 = sum(rouge_n(o, ref, 2) for o, (_, _, ref) in zip(outputs, data)) / len(data)
+        rl = sum(rouge_l(o, ref) for o, (_, _, ref) in zip(outputs, data)) / len(data)
+        results[name] = (r1, r2, rl)
+        print(f"{name:<24}{r1:>9.3f}{r2:>9.3f}{rl:>9.3f}{rate:>9.0f}")
+    ours_scores, base = results["digest (TextRank+lead)"], results["lead-3 baseline"]
+    print("ratio ours/lead-3:", " ".join(f"{o / b:.3f}" for o, b in zip(ours_scores, base)))
+    passed = all(o >= b for o, b in zip(ours_scores, base))
+    print("gate (not below lead-3 on every ROUGE):", "PASS" if passed else "FAIL")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
