@@ -170,6 +170,52 @@ def demo(ctx: Context, fresh: bool, serve: bool) -> None:
 
 
 @cli.group()
+def summary() -> None:
+    """Replace an article's generated summary by hand for the next digest."""
+
+
+@summary.command("set")
+@click.argument("url")
+@click.argument("text")
+@pass_context
+def summary_set(ctx: Context, url: str, text: str) -> None:
+    """Use TEXT as the summary of the article at URL."""
+    store = pipeline.open_store(ctx.config)
+    try:
+        store.set_summary_edit(url, " ".join(text.split()), datetime.now(UTC))
+    finally:
+        store.close()
+    click.echo(f"summary set: {url}")
+
+
+@summary.command("clear")
+@click.argument("url")
+@pass_context
+def summary_clear(ctx: Context, url: str) -> None:
+    """Go back to the generated summary of the article at URL."""
+    store = pipeline.open_store(ctx.config)
+    try:
+        cleared = store.clear_summary_edit(url)
+    finally:
+        store.close()
+    click.echo(f"{'generated summary restored' if cleared else 'no edit to clear'}: {url}")
+
+
+@summary.command("list")
+@pass_context
+def summary_list(ctx: Context) -> None:
+    """Print the edited summaries waiting for the next digest."""
+    store = pipeline.open_store(ctx.config)
+    try:
+        edits = store.pending_summary_edits()
+    finally:
+        store.close()
+    for url, text in sorted(edits.items()):
+        click.echo(f"{url}\t{text}")
+    click.echo(f"{len(edits)} edited summary(ies)", err=True)
+
+
+@cli.group()
 def subscribers() -> None:
     """Manage the subscriber list ([subscribers] path)."""
 

@@ -69,6 +69,10 @@ def _positive(value: int | float) -> str | None:
     return None if value > 0 else f"expected a number above 0, got {value!r}"
 
 
+def _fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else f"expected a number above 0 and at most 1, got {value!r}"
+
+
 def _key(default: Any = MISSING, help: str = "", check: Any = None, toml: str = "") -> Any:
     """Declare one config key: its default, its help text and an optional value check."""
     meta = {"help": help, "check": check, "toml": toml}
@@ -84,6 +88,12 @@ class DigestSettings:
     max_articles: int = _key(20, "At most this many articles in one digest.", _positive)
     summary_sentences: int = _key(3, "Sentences per article summary.", _positive)
     summary_max_words: int = _key(90, "Upper bound on words per summary.", _positive)
+    order: str = _key("newest", "Article order: 'newest', 'oldest' or 'source'.",
+                      _one_of("newest", "oldest", "source"))
+    group_threshold: float = _key(0.45, "TF-IDF cosine of title and lead above which two "
+                                  "reports count as one story (1 turns grouping off).",
+                                  _fraction)
+    min_articles: int = _key(1, "No digest is built with fewer new articles.", _positive)
 
 
 def _non_negative(value: int | float) -> str | None:
@@ -99,6 +109,18 @@ class SourceSettings:
                      _one_of("auto", "feed", "wordpress", "html"))
     category: str = _key("", "This site's name or slug for the category; empty: [digest] one.")
     max_pages: int = _key(3, "Pages of a category page or API listing to read.", _positive)
+
+
+@dataclass(frozen=True)
+class SummarySettings:
+    summarizer: str = _key("extractive", "'extractive', or 'openai-compatible' to ask a chat "
+                           "endpoint (falls back to extractive on any failure).",
+                           _one_of("extractive", "openai-compatible"))
+    endpoint: str = _key("http://127.0.0.1:11434/v1", "Base URL of the OpenAI-compatible API "
+                         "(…/v1) or its /chat/completions URL.", _check_url)
+    model: str = _key("", "Model name sent to the endpoint.")
+    api_key_env: str = _key("DIGEST_LLM_API_KEY", "Env var holding the endpoint's API key.")
+    timeout: float = _key(30.0, "Seconds to wait for one summary.", _positive)
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,7 @@ class Config:
 
     path: Path
     digest: DigestSettings
+    summaries: SummarySettings
     sources: tuple[SourceSettings, ...]
     email: EmailSettings
     smtp: SmtpSettings
@@ -197,6 +220,7 @@ class Config:
 
 SECTIONS: dict[str, type] = {
     "digest": DigestSettings,
+    "summaries": SummarySettings,
     "email": EmailSettings,
     "smtp": SmtpSettings,
     "subscribers": SubscriberSettings,

@@ -49,6 +49,7 @@ class Summary:
     sentences: tuple[str, ...]
     source_line: str
     disclaimer_line: str
+    method: str = "extractive"  # extractive | abstractive | edited | fallback
 
     @property
     def text(self) -> str:
@@ -61,6 +62,7 @@ class DigestItem:
 
     article: Article
     summary: Summary
+    reading_minutes: int = 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Digest:
     category: str
     created_at: datetime
     items: tuple[DigestItem, ...]
+    opening_line: str = ""
+    preheader: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 
 from digest import subscribers as subscriber_list
+from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver import Transport, smtp_transport
 from digest.errors import (
@@ -22,9 +23,7 @@ from digest.errors import (
 from digest.gather import gather, make_fetcher
 from digest.message import Envelope, build_message, sender_domain
 from digest.models import (
-    Article,
     Digest,
-    DigestItem,
     GatherResult,
     RenderedDigest,
     RunReport,
@@ -33,7 +32,6 @@ from digest.models import (
 from digest.progress import progress
 from digest.render import RenderOptions, personalise, render_digest
 from digest.store import Store, StoredDigest, database_url
-from digest.summarize import summarize
 from digest.tokens import make_token, signing_key
 
 log = logging.getLogger(__name__)
@@ -51,17 +49,6 @@ def open_store(config: Config) -> Store:
 
 
 # --- build --------------------------------------------------------------------------
-
-
-def build_digest(config: Config, articles: Iterable[Article], now: datetime) -> Digest:
-    """Summarise each article and order them newest first."""
-    d = config.digest
-    items = [DigestItem(article=a, summary=summarize(a, max_sentences=d.summary_sentences,
-                                                     max_words=d.summary_max_words))
-             for a in articles]
-    items.sort(key=lambda i: i.article.published or datetime.min.replace(tzinfo=UTC),
-               reverse=True)
-    return Digest(title=d.title, category=d.category, created_at=now, items=tuple(items))
 
 
 def render(config: Config, digest: Digest) -> RenderedDigest:
@@ -168,7 +155,12 @@ def run_cycle(config: Config, *, dry_run: bool = False,
             if not result.articles:
                 report.notes.append("nothing new: no digest built")
                 return report
-            digest = build_digest(config, result.articles, now())
+            if len(result.articles) < config.digest.min_articles:
+                report.notes.append(f"only {len(result.articles)} new (min_articles = "
+                                    f"{config.digest.min_articles}): no digest built; "
+                                    "the articles wait for the next one")
+                return report
+            digest = build_digest(config, result.articles, now(), store.pending_summary_edits())
             report.summarized = len(digest.items)
             rendered = render(config, digest)
             recipients = subscriber_list.active_subscribers(config.subscribers_path)
@@ -249,9 +241,10 @@ def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.no
     try:
         with make_fetcher(config) as fetcher:
             result = gather(config, store, fetcher, record=False, now=now)
+        edits = store.pending_summary_edits()
     finally:
         store.close()
-    digest = build_digest(config, result.articles, now())
+    digest = build_digest(config, result.articles, now(), edits)
     rendered = render(config, digest)
     unsubscribe = f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE-TOKEN"
     html, text = personalise(rendered, name=SAMPLE_SUBSCRIBER.name,

@@ -43,7 +43,8 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
         "category": digest.category,
         "count": len(digest.items),
         "items": digest.items,
-        "preheader": preheader(digest),
+        "preheader": digest.preheader,
+        "opening_line": digest.opening_line,
         "subscriber": PLACEHOLDERS,
         "base_url": options.base_url.rstrip("/"),
         "postal_address": options.postal_address,
@@ -78,15 +79,6 @@ def personalise(rendered: RenderedDigest, *, name: str, email: str,
         page = page.replace(marker, html.escape(values[key], quote=True))
         text = text.replace(marker, values[key])
     return page, text
-
-
-def preheader(digest: Digest) -> str:
-    """The line inbox lists show after the subject: how many stories and the first headlines."""
-    titles = [item.article.title for item in digest.items[:3]]
-    count = len(digest.items)
-    noun = "story" if count == 1 else "stories"
-    more = ", …" if count > 3 else ""
-    return f"{count} new {digest.category} {noun}: {', '.join(titles)}{more}"
 
 
 def _environment(folder: Path) -> jinja2.Environment:

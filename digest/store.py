@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from digest.errors import ConfigError, LockedError
+from digest.errors import ConfigError, DigestError, LockedError
 from digest.models import Article, FeedEntry, RenderedDigest, Subscriber
 
 metadata = MetaData()
@@ -99,6 +99,16 @@ source_entries = Table(
     Column("url", Text, primary_key=True),
     Column("entry", Text, nullable=False),  # the FeedEntry as JSON
     Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
+# An editor's summary of an article, used in place of the generated one; digest_id is set
+# once the article has gone out in a digest, so later edits cannot rewrite history.
+summary_edits = Table(
+    "summary_edits", metadata,
+    Column("url", Text, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("digest_id", Integer, ForeignKey("digests.id")),
 )
 
 STALE_LOCK_AGE = timedelta(hours=12)
@@ -250,6 +260,34 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(source_entries.delete().where(source_entries.c.first_seen < cutoff))
 
+    def set_summary_edit(self, url: str, text: str, now: datetime) -> None:
+        """Use this text as the article's summary in the next digest."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(summary_edits.c.digest_id)
+                               .where(summary_edits.c.url == url)).first()
+            if row is not None and row.digest_id is not None:
+                raise DigestError(f"{url}: already sent in digest {row.digest_id}; "
+                                  "its summary can no longer change")
+            if row is None:
+                conn.execute(insert(summary_edits).values(url=url, text=text, updated_at=now))
+            else:
+                conn.execute(update(summary_edits).where(summary_edits.c.url == url)
+                             .values(text=text, updated_at=now))
+
+    def clear_summary_edit(self, url: str) -> bool:
+        """Go back to the generated summary; True when there was an edit."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(summary_edits.delete().where(
+                summary_edits.c.url == url, summary_edits.c.digest_id.is_(None)))
+        return bool(gone.rowcount)
+
+    def pending_summary_edits(self) -> dict[str, str]:
+        """URL → editor's summary, for articles not yet sent."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(summary_edits.c.url, summary_edits.c.text)
+                                .where(summary_edits.c.digest_id.is_(None))).all()
+        return {row.url: row.text for row in rows}
+
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
                       recipients: Iterable[Subscriber], now: datetime) -> int:
         """Commit a digest, its articles and one pending delivery per recipient, atomically."""
@@ -260,6 +298,9 @@ class Store:
             conn.execute(insert(digest_articles), [
                 {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
                  "source_name": a.source_name} for i, a in enumerate(articles)])
+            conn.execute(update(summary_edits).where(
+                summary_edits.c.url.in_([a.url for a in articles]),
+                summary_edits.c.digest_id.is_(None)).values(digest_id=digest_id))
             listed = [u for a in articles for u in (a.url, a.feed_url) if u]
             conn.execute(source_entries.delete().where(source_entries.c.url.in_(listed)))
             rows = [{"digest_id": digest_id, "email": s.email, "name": s.name,

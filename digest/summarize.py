@@ -46,15 +46,17 @@ def split_sentences(paragraph: str) -> list[str]:
 def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summary:
     """Up to max_sentences whole sentences (max_words in all) that best represent the article."""
     sentences = candidate_sentences(article.paragraphs)
+    method = "extractive"
     if sum(word_count(s) for s in sentences) < MIN_ARTICLE_WORDS:
         fallback = article.feed_summary or article.standfirst
         if fallback:
             log.info("%s: article text too short, summary taken from the %s", article.url,
                      "feed excerpt" if article.feed_summary else "standfirst")
             sentences = candidate_sentences([fallback]) or [fallback]
+            method = "fallback"
     chosen = choose(sentences, max_sentences, max_words)
     return Summary(sentences=tuple(chosen), source_line=article.source_line,
-                   disclaimer_line=article.disclaimer_line)
+                   disclaimer_line=article.disclaimer_line, method=method)
 
 
 def candidate_sentences(paragraphs: tuple[str, ...] | list[str]) -> list[str]:
