@@ -98,21 +98,24 @@ def main() -> int:
     data = [c for c in cases() if c[1].paragraphs]
     systems: dict[str, Callable[[Article], str]] = {"digest (TextRank+lead)": ours,
                                                     "lead-3 baseline": lead3}
-    print(f"articles: {len(data)} ({', '.join(f'{k} {v}' for k, v in sorted(Counter(c[0] for c in data).items()))})")
+    by_set = Counter(c[0] for c in data)
+    print(f"articles: {len(data)} ({', '.join(f'{k} {v}' for k, v in sorted(by_set.items()))})")
     print(f"{'system':<24}{'ROUGE-1':>9}{'ROUGE-2':>9}{'ROUGE-L':>9}{'per s':>9}")
     results = {}
     for name, system in systems.items():
         started = time.perf_counter()
         outputs = [system(article) for _, article, _ in data]
         rate = len(data) / (time.perf_counter() - started)
-        r1 = sum(rouge_n(o, ref, 1) for o, (_, _, ref) in zip(outputs, data)) / len(data)
-        r2 = sum(rouge_n(o, ref, 2) for o, (_, _, ref) in zip(outputs, data)) / len(data)
-        rl = sum(rouge_l(o, ref) for o, (_, _, ref) in zip(outputs, data)) / len(data)
+        pairs = [(o, ref) for o, (_, _, ref) in zip(outputs, data, strict=True)]
+        r1 = sum(rouge_n(o, ref, 1) for o, ref in pairs) / len(pairs)
+        r2 = sum(rouge_n(o, ref, 2) for o, ref in pairs) / len(pairs)
+        rl = sum(rouge_l(o, ref) for o, ref in pairs) / len(pairs)
         results[name] = (r1, r2, rl)
         print(f"{name:<24}{r1:>9.3f}{r2:>9.3f}{rl:>9.3f}{rate:>9.0f}")
     ours_scores, base = results["digest (TextRank+lead)"], results["lead-3 baseline"]
-    print("ratio ours/lead-3:", " ".join(f"{o / b:.3f}" for o, b in zip(ours_scores, base)))
-    passed = all(o >= b for o, b in zip(ours_scores, base))
+    ratios = [o / b for o, b in zip(ours_scores, base, strict=True)]
+    print("ratio ours/lead-3:", " ".join(f"{r:.3f}" for r in ratios))
+    passed = all(o >= b for o, b in zip(ours_scores, base, strict=True))
     print("gate (not below lead-3 on every ROUGE):", "PASS" if passed else "FAIL")
     return 0 if passed else 1
 

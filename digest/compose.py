@@ -85,5 +85,4 @@ def opening_line(category: str, items: list[DigestItem]) -> str:
     lead = items[0].article.title
     if len(items) == 1:
         return f"One new {category} story since the last digest: {lead}."
-    return (f"{_count(category, items).capitalize()} since the last digest, "
-            f"led by {lead}.")
+    return f"{_count(category, items)} since the last digest, led by {lead}."

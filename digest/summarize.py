@@ -40,7 +40,19 @@ def _segmenter() -> pysbd.Segmenter:
 
 def split_sentences(paragraph: str) -> list[str]:
     """Split one paragraph into sentences with a real segmenter (abbreviations, decimals)."""
-    return [s.strip() for s in _segmenter().segment(paragraph) if s.strip()]
+    sentences: list[str] = []
+    for piece in (s.strip() for s in _segmenter().segment(paragraph)):
+        if not piece:
+            continue
+        if sentences and not any(c.isalnum() for c in piece):
+            sentences[-1] += piece  # stray punctuation split off the sentence before
+            continue
+        # pysbd ends a sentence at every ellipsis; one that goes on in lower case did not end.
+        if sentences and piece[0].islower() and sentences[-1].endswith(("...", "…")):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences
 
 
 def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summary:

@@ -30,6 +30,7 @@ class RouteServer:
         self.routes: dict[str, Route] = dict(routes or {})
         self.hits: Counter[str] = Counter()
         self.seen_headers: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +49,11 @@ class RouteServer:
                     self._send(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                server.bodies.append(self.rfile.read(length))
+                self.do_GET()
 
             def _send(self, reply: Reply) -> None:
                 self.send_response(reply.status)

@@ -88,3 +88,55 @@ def test_non_ascii_text_survives() -> None:
     summary = summarize(article(*paragraphs), max_sentences=2, max_words=90)
     assert "Андрей Соколов" in summary.text and "김지원" in summary.text
     assert "Théo Mercier" in summary.text
+
+
+def test_quotes_and_ellipses_do_not_break_sentences_wrongly() -> None:
+    text = ('"Is it ready?" the commander asked. "Go for launch!" came the reply. '
+            "The countdown paused at T-minus 10... and then resumed.")
+    sentences = split_sentences(text)
+    assert sentences[-1] == "The countdown paused at T-minus 10... and then resumed."
+    assert len(sentences) == 3
+
+
+def test_bylines_photo_credits_and_attribution_lines_are_never_chosen() -> None:
+    paragraphs = (
+        "By Priya Natarajan, Science Correspondent",
+        "Photo: NASA/Bill Ingalls shows the Soyuz rocket on the launch pad at dawn.",
+        "The Soyuz MS-27 spacecraft launched from Baikonur with a crew of three on Tuesday.",
+        "Source: (Reuters) with additional reporting from agency statements today.",
+        "(Disclaimer: This article is based on publicly available information today.)",
+        "The crew will dock with the International Space Station two days after the launch.",
+        "Flight controllers in Moscow reported that every system aboard the Soyuz worked well.",
+    )
+    summary = summarize(article(*paragraphs), max_sentences=3, max_words=90)
+    text = summary.text
+    for junk in ("By Priya", "Photo:", "Source:", "Disclaimer"):
+        assert junk not in text
+    assert summary.sentences[0].startswith("The Soyuz MS-27 spacecraft launched")
+
+
+def test_korean_and_russian_names_and_em_dashes_survive_whole() -> None:
+    paragraphs = (
+        "Korea's Nuri rocket placed the Haenuri-2 satellite in orbit — a first for the "
+        "programme led by 김지원 (Kim Ji-won) of KASA.",
+        "Commander Андрей Соколов (Andrei Sokolov) congratulated the Korean team from orbit "
+        "on Wednesday evening.",
+        "Engineers will spend three weeks checking the satellite's cameras before science "
+        "operations begin in December.",
+    )
+    summary = summarize(article(*paragraphs), max_sentences=2, max_words=90)
+    assert summary.sentences[0] == paragraphs[0]
+    assert any("Андрей Соколов" in s or "three weeks" in s for s in summary.sentences)
+    assert "—" in summary.text and "김지원" in summary.text
+
+
+def test_fallback_to_the_standfirst_is_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.INFO)
+    summary = summarize(article("Short.", standfirst="A cargo ship docked with the station "
+                                "after a smooth two-day chase through low orbit."),
+                        max_sentences=3, max_words=90)
+    assert summary.method == "fallback"
+    assert summary.text.startswith("A cargo ship docked")
+    assert "summary taken from the standfirst" in caplog.text
