@@ -10,7 +10,7 @@ import tomllib
 import types
 import typing
 import zoneinfo
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -124,6 +124,14 @@ class SummarySettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    selector: str = _key("", "DKIM selector; empty turns signing off.")
+    domain: str = _key("", "Signing domain (d=), usually the From domain.")
+    private_key_path: str = _key("", "PEM private key file, relative to config.toml; keep it "
+                                 "outside the repository.")
+
+
+@dataclass(frozen=True)
 class EmailSettings:
     from_address: str = _key(help="From: header, e.g. 'Spacecraft Digest <digest@example.org>'.",
                              check=_check_address, toml="from")
@@ -135,6 +143,14 @@ class EmailSettings:
     templates: str = _key("templates", "Folder of the email templates, relative to config.toml.")
     signing_key_env: str = _key("DIGEST_SIGNING_KEY",
                                 "Env var holding the key that signs unsubscribe links.")
+    unsubscribe_mailto: str = _key("", "Address for mailto: unsubscribes; empty: "
+                                   "unsubscribe@ the From domain.")
+    return_path: str = _key("", "Envelope sender (bounces go here); empty: the From address.")
+    utm_campaign: str = _key("", "Add utm_* parameters with this campaign to article links; "
+                             "empty: off.")
+    max_html_bytes: int = _key(100_000, "Largest HTML sent; Gmail clips over 102 KB.", _positive)
+    max_spam_score: float = _key(2.0, "Preflight fails above this SpamAssassin score.")
+    dkim: DkimSettings = field(default_factory=DkimSettings, metadata={"help": "DKIM signing."})
 
 
 @dataclass(frozen=True)
@@ -280,6 +296,10 @@ def _build(cls: type, table: Any, where: str, path: Path) -> Any:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ConfigError(f"{path}: {where} {toml_name}: required key is missing")
             continue
+        if is_dataclass(hints[f.name]):
+            inner = f"[{where.strip('[]')}.{toml_name}]"
+            values[f.name] = _build(hints[f.name], table[toml_name], inner, path)
+            continue
         value = _coerce(table[toml_name], hints[f.name], f"{path}: {where} {toml_name}")
         check = f.metadata.get("check")
         problem = check(value) if check else None
@@ -318,7 +338,13 @@ def _hint(name: str, known: Any) -> str:
 
 def documented_keys() -> list[str]:
     """Every config key as 'section.key', for the docs test and `digest config keys`."""
-    keys = [f"{name}.{f.metadata.get('toml') or f.name}"
-            for name, cls in SECTIONS.items() for f in fields(cls)]
-    keys += [f"sources.{f.name}" for f in fields(SourceSettings)]
+    keys: list[str] = []
+    for name, cls in [*SECTIONS.items(), ("sources", SourceSettings)]:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            key = f.metadata.get("toml") or f.name
+            if is_dataclass(hints[f.name]):
+                keys += [f"{name}.{key}.{g.name}" for g in fields(hints[f.name])]
+            else:
+                keys.append(f"{name}.{key}")
     return keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -29,6 +30,7 @@ class Envelope:
     reply_to: str
     list_id: str
     base_url: str
+    unsubscribe_mailto: str = ""  # address for mailto: unsubscribes; empty for none
 
 
 def header_safe(value: str) -> str:
@@ -47,11 +49,25 @@ def message_id(digest_id: int, email: str, from_address: str) -> str:
     return f"<digest-{digest_id}.{digest_of_address}@{sender_domain(from_address)}>"
 
 
+def web_version_url(base_url: str, digest_id: int) -> str:
+    """Where the web version of a digest is served."""
+    return f"{base_url.rstrip('/')}/archive/{digest_id}/"
+
+
+def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
+    """The List-Unsubscribe value: the one-click https URL, then a mailto: with the token."""
+    value = f"<{unsubscribe_url}>"
+    if mailto:
+        value += f", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+    return value
+
+
 def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope: Envelope,
                   digest_id: int, created_at: datetime, unsubscribe_url: str) -> EmailMessage:
     """The complete message for one subscriber."""
-    html_part, text_part = personalise(rendered, name=subscriber.name, email=subscriber.email,
-                                       unsubscribe_url=unsubscribe_url)
+    html_part, text_part = personalise(
+        rendered, name=subscriber.name, email=subscriber.email, unsubscribe_url=unsubscribe_url,
+        web_url=web_version_url(envelope.base_url, digest_id))
     msg = EmailMessage(policy=HEADER_POLICY)
     msg["From"] = envelope.from_address
     msg["To"] = _address(subscriber)
@@ -61,13 +77,30 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
     msg["Date"] = format_datetime(created_at)
     msg["Message-ID"] = message_id(digest_id, subscriber.email, envelope.from_address)
     msg["List-Id"] = envelope.list_id
-    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
+    msg["List-Unsubscribe"] = list_unsubscribe(unsubscribe_url, envelope.unsubscribe_mailto,
+                                               token)
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Precedence"] = "bulk"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text_part, subtype="plain", charset="utf-8")
     msg.add_alternative(html_part, subtype="html", charset="utf-8")
     return msg
+
+
+def dkim_signer(selector: str, domain: str, private_key: bytes) -> Callable[[bytes], bytes]:
+    """A function that prepends a DKIM-Signature header to a finished message."""
+    import dkim
+
+    headers = [b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"List-Id",
+               b"List-Unsubscribe", b"List-Unsubscribe-Post", b"MIME-Version", b"Content-Type"]
+
+    def sign(message: bytes) -> bytes:
+        signature = dkim.sign(message, selector.encode(), domain.encode(), private_key,
+                              include_headers=headers)
+        return signature + message
+
+    return sign
 
 
 def _address(subscriber: Subscriber) -> Address | str:

@@ -84,6 +84,7 @@ class RenderedDigest:
     subject: str
     html: str
     text: str
+    size_actions: tuple[str, ...] = ()  # what the size guard had to do
 
 
 @dataclass(frozen=True)

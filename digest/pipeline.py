@@ -16,12 +16,19 @@ from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver import Transport, smtp_transport
 from digest.errors import (
+    ConfigError,
     DeliveryError,
     DigestError,
     TransportError,
 )
 from digest.gather import gather, make_fetcher
-from digest.message import Envelope, build_message, sender_domain
+from digest.message import (
+    Envelope,
+    build_message,
+    dkim_signer,
+    sender_domain,
+    web_version_url,
+)
 from digest.models import (
     Digest,
     GatherResult,
@@ -55,7 +62,8 @@ def render(config: Config, digest: Digest) -> RenderedDigest:
     """Render a digest with the configured templates and subject."""
     return render_digest(digest, RenderOptions(
         templates=config.templates_path, subject_template=config.email.subject,
-        base_url=config.email.base_url, postal_address=config.email.postal_address))
+        base_url=config.email.base_url, postal_address=config.email.postal_address,
+        utm_campaign=config.email.utm_campaign, max_html_bytes=config.email.max_html_bytes))
 
 
 # --- send ---------------------------------------------------------------------------
@@ -77,7 +85,28 @@ def envelope(config: Config) -> Envelope:
     slug = "".join(c if c.isalnum() else "-" for c in config.digest.title.lower()).strip("-")
     return Envelope(from_address=config.email.from_address, reply_to=config.email.reply_to,
                     list_id=f"{config.digest.title} <{slug}.{domain}>",
-                    base_url=config.email.base_url.rstrip("/"))
+                    base_url=config.email.base_url.rstrip("/"),
+                    unsubscribe_mailto=config.email.unsubscribe_mailto or f"unsubscribe@{domain}")
+
+
+def envelope_sender(config: Config) -> str:
+    """MAIL FROM: the configured return path, else the From address."""
+    return parseaddr(config.email.return_path or config.email.from_address)[1]
+
+
+def message_signer(config: Config) -> Callable[[bytes], bytes]:
+    """DKIM signing when [email.dkim] is set up, else the message unchanged."""
+    dkim = config.email.dkim
+    if not dkim.selector:
+        return lambda message: message
+    key_path = config.resolve(dkim.private_key_path)
+    try:
+        private_key = key_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{config.path}: [email.dkim] private_key_path: cannot read "
+                          f"{key_path} ({exc.strerror})") from None
+    return dkim_signer(dkim.selector, dkim.domain or sender_domain(config.email.from_address),
+                       private_key)
 
 
 def unsubscribe_link(config: Config, key: bytes, email: str) -> str:
@@ -97,7 +126,8 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
     """Send a committed digest to every pending recipient, recording each outcome at once."""
     env = envelope(config)
     key = state_key(config)
-    sender = parseaddr(config.email.from_address)[1]
+    sender = envelope_sender(config)
+    sign = message_signer(config)
     pending = store.delivery_counts(stored.id).pending
     sent = failed = deferred = 0
     transport.open()
@@ -111,7 +141,7 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
                                     unsubscribe_url=unsubscribe_link(config, key,
                                                                      subscriber.email))
                 try:
-                    reply = transport.send(sender, subscriber.email, msg.as_bytes())
+                    reply = transport.send(sender, subscriber.email, sign(msg.as_bytes()))
                 except DeliveryError as exc:
                     if exc.permanent:
                         store.mark_delivery(stored.id, subscriber.email, status="failed",
@@ -231,6 +261,14 @@ def _send_and_count(config: Config, store: Store, stored: StoredDigest,
                             "the next run retries them")
 
 
+def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:
+    """HTML and text of a digest as the sample subscriber would get them."""
+    base = config.email.base_url.rstrip("/")
+    return personalise(rendered, name=SAMPLE_SUBSCRIBER.name, email=SAMPLE_SUBSCRIBER.email,
+                       unsubscribe_url=f"{base}/unsubscribe/SAMPLE-TOKEN",
+                       web_url=web_version_url(base, 0))
+
+
 # --- preview ------------------------------------------------------------------------
 
 
@@ -246,7 +284,5 @@ def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.no
         store.close()
     digest = build_digest(config, result.articles, now(), edits)
     rendered = render(config, digest)
-    unsubscribe = f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE-TOKEN"
-    html, text = personalise(rendered, name=SAMPLE_SUBSCRIBER.name,
-                             email=SAMPLE_SUBSCRIBER.email, unsubscribe_url=unsubscribe)
+    html, text = sample_parts(config, rendered)
     return rendered, result, html, text

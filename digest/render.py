@@ -1,27 +1,35 @@
 """Digest → RenderedDigest: Jinja2 templates rendered and CSS inlined by premailer once
-per digest, with placeholders that `personalise` fills in for each subscriber."""
+per digest, with placeholders that `personalise` fills in for each subscriber. A size
+guard keeps the HTML under the limit at which Gmail clips a message."""
 
 from __future__ import annotations
 
 import html
 import logging
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
 from digest.errors import ConfigError
-from digest.models import Digest, RenderedDigest
+from digest.models import Digest, DigestItem, RenderedDigest
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDERS = {
     "name": "%%SUBSCRIBER_NAME%%",
     "email": "%%SUBSCRIBER_EMAIL%%",
     "unsubscribe_url": "%%UNSUBSCRIBE_URL%%",
+    "web_url": "%%WEB_VERSION_URL%%",
 }
 TEXT_WIDTH = 76
+# Room left under the limit for what personalisation adds (name, address, two URLs).
+PERSONAL_HEADROOM = 1024
 
 
 @dataclass(frozen=True)
@@ -32,35 +40,113 @@ class RenderOptions:
     subject_template: str
     base_url: str
     postal_address: str = ""
+    utm_campaign: str = ""
+    max_html_bytes: int = 100_000
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How much of the digest goes into the body; the size guard trims it step by step."""
+
+    images: bool = True
+    short_summaries: bool = False
+    full_items: int | None = None  # the rest go to "More this week"
 
 
 def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
-    """Render subject, HTML (CSS inlined once) and text of a digest, with placeholders."""
-    env = _environment(options.templates)
+    """Render subject, inlined HTML and text, trimming the layout until the HTML fits."""
+    env = _environment(options)
+    limit = options.max_html_bytes - PERSONAL_HEADROOM
+
+    def attempt(layout: Layout) -> tuple[str, str, bool]:
+        page, text = _render(env, digest, options, layout)
+        return page, text, len(page.encode("utf-8")) <= limit
+
+    layout = Layout()
+    page, text, fits = attempt(layout)
+    actions: list[str] = []
+    for changed, action in ((replace(layout, images=False), "dropped article images"),
+                            (Layout(images=False, short_summaries=True),
+                             "shortened summaries to their first sentence")):
+        if fits:
+            break
+        layout = changed
+        page, text, fits = attempt(layout)
+        actions.append(action)
+    if not fits and len(digest.items) > 1:
+        kept = _most_items_that_fit(lambda k: attempt(replace(layout, full_items=k))[2],
+                                    len(digest.items) - 1)
+        layout = replace(layout, full_items=kept)
+        page, text, fits = attempt(layout)
+        actions.append(f"moved the last {len(digest.items) - kept} article(s) to "
+                       "'More this week'")
+    for action in actions:
+        log.info("digest HTML over %d bytes: %s", limit, action)
+    if actions:
+        log.info("digest HTML now %d bytes%s", len(page.encode("utf-8")),
+                 "" if fits else ", still over the limit")
+    return RenderedDigest(subject=_subject(digest, options), html=page, text=text,
+                          size_actions=tuple(actions))
+
+
+def _most_items_that_fit(fits: Any, most: int) -> int:
+    """Binary search for the largest number of full articles (at least 1) that fits."""
+    low, high = 1, most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
+            layout: Layout) -> tuple[str, str]:
+    items = [_trimmed(item, layout) for item in digest.items]
+    cut = layout.full_items if layout.full_items is not None else len(items)
     context = {
         "digest": digest,
         "title": digest.title,
         "category": digest.category,
-        "count": len(digest.items),
-        "items": digest.items,
+        "count": len(items),
+        "items": items[:cut],
+        "more": items[cut:],
         "preheader": digest.preheader,
         "opening_line": digest.opening_line,
         "subscriber": PLACEHOLDERS,
+        "web_url": PLACEHOLDERS["web_url"],
         "base_url": options.base_url.rstrip("/"),
         "postal_address": options.postal_address,
+        "show_images": layout.images,
     }
+    env.filters["track"] = lambda url: with_utm(url, options.utm_campaign)
     try:
-        subject = SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(
-            options.subject_template).render(context)
         page = env.get_template("digest.html").render(context)
         text = env.get_template("digest.txt").render(context)
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{exc.filename or '[email] subject'}: line {exc.lineno}: "
-                          f"template error: {exc.message}") from None
+        raise ConfigError(f"{exc.filename}: line {exc.lineno}: template error: "
+                          f"{exc.message}") from None
     except jinja2.TemplateError as exc:
         raise ConfigError(f"{options.templates}: template error: {exc}") from None
-    return RenderedDigest(subject=" ".join(subject.split()), html=inline_css(page),
-                          text=text.strip() + "\n")
+    return inline_css(page), text.strip() + "\n"
+
+
+def _trimmed(item: DigestItem, layout: Layout) -> DigestItem:
+    if layout.short_summaries and len(item.summary.sentences) > 1:
+        return replace(item, summary=replace(item.summary, sentences=item.summary.sentences[:1]))
+    return item
+
+
+def _subject(digest: Digest, options: RenderOptions) -> str:
+    context = {"title": digest.title, "category": digest.category, "count": len(digest.items),
+               "items": digest.items}
+    try:
+        subject = SandboxedEnvironment(undefined=jinja2.StrictUndefined).from_string(
+            options.subject_template).render(context)
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"[email] subject: template error: {exc}") from None
+    return " ".join(subject.split())
 
 
 def inline_css(page: str) -> str:
@@ -70,10 +156,11 @@ def inline_css(page: str) -> str:
                      cssutils_logging_level=logging.CRITICAL).transform()
 
 
-def personalise(rendered: RenderedDigest, *, name: str, email: str,
-                unsubscribe_url: str) -> tuple[str, str]:
+def personalise(rendered: RenderedDigest, *, name: str, email: str, unsubscribe_url: str,
+                web_url: str = "") -> tuple[str, str]:
     """Fill one subscriber's values into the rendered HTML (escaped) and text."""
-    values = {"name": name, "email": email, "unsubscribe_url": unsubscribe_url}
+    values = {"name": name, "email": email, "unsubscribe_url": unsubscribe_url,
+              "web_url": web_url}
     page, text = rendered.html, rendered.text
     for key, marker in PLACEHOLDERS.items():
         page = page.replace(marker, html.escape(values[key], quote=True))
@@ -81,7 +168,20 @@ def personalise(rendered: RenderedDigest, *, name: str, email: str,
     return page, text
 
 
-def _environment(folder: Path) -> jinja2.Environment:
+def with_utm(url: str, campaign: str) -> str:
+    """The URL with utm_source/medium/campaign added, when a campaign is configured."""
+    if not campaign or not url.startswith(("http://", "https://")):
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.startswith("utm_")]
+    query += [("utm_source", "newsletter"), ("utm_medium", "email"),
+              ("utm_campaign", campaign)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _environment(options: RenderOptions) -> jinja2.Environment:
+    folder = options.templates
     if not (folder / "digest.html").is_file():
         raise ConfigError(f"[email] templates: {folder} has no digest.html template")
     env = jinja2.Environment(

@@ -94,5 +94,5 @@ def test_secrets_come_from_the_environment(tmp_path: Path,
 def test_every_key_is_documented_in_the_shipped_config() -> None:
     shipped = (REPO / "config.toml").read_text()
     for key in documented_keys():
-        name = key.split(".", 1)[1]
+        name = key.rsplit(".", 1)[1]
         assert f"\n{name} =" in shipped, f"{key} is not in config.toml"

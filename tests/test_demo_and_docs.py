@@ -58,6 +58,6 @@ def test_every_command_is_in_the_readme() -> None:
 
 def test_every_config_key_is_in_the_readme() -> None:
     for key in documented_keys():
-        section, name = key.split(".", 1)
+        section, name = key.rsplit(".", 1)
         table = "[[sources]]" if section == "sources" else f"[{section}]"
         assert f"`{table} {name}`" in README, f"{key} is not in README.md"

@@ -41,7 +41,8 @@ def test_received_message_holds_every_article_with_its_lines(project: Project,
     assert msg["To"] == "Ada Lovelace <ada@example.org>"
     assert msg["Subject"] == "Spacecraft Digest: 12 new Spacecraft stories"
     assert msg["Date"] and msg["Message-ID"]
-    assert re.fullmatch(r"<https://digest\.example/unsubscribe/[\w-]+\.[\w-]+>",
+    assert re.fullmatch(r"<https://digest\.example/unsubscribe/([\w-]+\.[\w-]+)>, "
+                        r"<mailto:unsubscribe@news\.example\?subject=unsubscribe%20\1>",
                         msg["List-Unsubscribe"])
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text, html = parts(msg)

@@ -13,9 +13,8 @@ from digest.config import Config, SmtpSettings, SourceSettings, StateSettings
 from digest.demo.site import SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
 from digest.errors import DigestError
-from digest.models import RunReport, Subscriber
-from digest.pipeline import SAMPLE_SUBSCRIBER, open_store, run_cycle
-from digest.render import personalise
+from digest.models import RunReport
+from digest.pipeline import open_store, run_cycle, sample_parts
 
 DEMO_DATABASE = "state/demo.sqlite3"
 # Articles are remembered by URL, so the sample site must keep its address between runs.
@@ -97,9 +96,7 @@ def _write_preview(config: Config, report: RunReport, outbox: Path) -> Path | No
         store.close()
     if stored is None:
         return None
-    sample: Subscriber = SAMPLE_SUBSCRIBER
-    html, _ = personalise(stored.rendered, name=sample.name, email=sample.email,
-                          unsubscribe_url=f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE")
+    html, _ = sample_parts(config, stored.rendered)
     outbox.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
