@@ -19,6 +19,7 @@ demo-fresh: $(STAMP)  ## the same, starting from an empty demo state
 	$(BIN)/digest demo --fresh
 
 test: $(STAMP)  ## lint, type-check and the whole test suite
+	bash .ci/system-deps
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/mypy digest
 	$(BIN)/pytest

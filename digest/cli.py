@@ -58,11 +58,12 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Build and report, but send and record nothing.")
+@click.option("--force", is_flag=True, help="Send even when a preflight check fails.")
 @pass_context
-def run(ctx: Context, dry_run: bool) -> None:
+def run(ctx: Context, dry_run: bool, force: bool) -> None:
     """Run one digest cycle now: gather, summarise, render, send."""
     with _graceful_stop():
-        report = pipeline.run_cycle(ctx.config, dry_run=dry_run)
+        report = pipeline.run_cycle(ctx.config, dry_run=dry_run, force=force)
     _print_report(report)
 
 
@@ -79,10 +80,12 @@ def resume(ctx: Context) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
 @click.option("--text", is_flag=True, help="The plain-text part instead of the HTML.")
+@click.option("--force", is_flag=True, help="Exit 0 even when a preflight check fails.")
 @pass_context
-def preview(ctx: Context, out: Path | None, text: bool) -> None:
+def preview(ctx: Context, out: Path | None, text: bool, force: bool) -> None:
     """Build the next digest as it would be sent, without sending or recording anything."""
     rendered, result, html, plain = pipeline.preview(ctx.config)
+    checks = pipeline.preflight_digest(ctx.config, rendered)
     body = plain if text else html
     if out:
         out.write_text(body, encoding="utf-8")
@@ -93,6 +96,12 @@ def preview(ctx: Context, out: Path | None, text: bool) -> None:
                + (f" (wrote {out})" if out else ""), err=True)
     for failure in result.failures:
         click.echo(f"problem: {failure.reason}", err=True)
+    for action in rendered.size_actions:
+        click.echo(f"size guard: {action}", err=True)
+    for line in checks.lines():
+        click.echo(line, err=True)
+    if not force:
+        pipeline.refuse_on_failure(checks)
 
 
 @cli.command()
@@ -295,6 +304,8 @@ def _print_report(report: RunReport) -> None:
         click.echo(f"  - {failure.reason}")
     for note in report.notes:
         click.echo(f"note:        {note}")
+    for line in report.preflight:
+        click.echo(line)
 
 
 class _graceful_stop:  # noqa: N801 (used as a context manager, reads as a phrase)

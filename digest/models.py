@@ -130,3 +130,4 @@ class RunReport:
     dry_run: bool = False
     failures: list[SourceFailure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    preflight: list[str] = field(default_factory=list)

@@ -36,6 +36,7 @@ from digest.models import (
     RunReport,
     Subscriber,
 )
+from digest.preflight import PreflightError, PreflightReport, run_preflight
 from digest.progress import progress
 from digest.render import RenderOptions, personalise, render_digest
 from digest.store import Store, StoredDigest, database_url
@@ -168,7 +169,7 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
 # --- the cycle ----------------------------------------------------------------------
 
 
-def run_cycle(config: Config, *, dry_run: bool = False,
+def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
               transport: Transport | None = None,
               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
     """One full cycle: finish any unfinished digest, then gather, build and send a new one."""
@@ -193,6 +194,11 @@ def run_cycle(config: Config, *, dry_run: bool = False,
             digest = build_digest(config, result.articles, now(), store.pending_summary_edits())
             report.summarized = len(digest.items)
             rendered = render(config, digest)
+            report.notes.extend(f"size guard: {action}" for action in rendered.size_actions)
+            checks = preflight_digest(config, rendered)
+            report.preflight = checks.lines()
+            if not force:
+                refuse_on_failure(checks)
             recipients = subscriber_list.active_subscribers(config.subscribers_path)
             report.recipients = len(recipients)
             if dry_run:
@@ -259,6 +265,30 @@ def _send_and_count(config: Config, store: Store, stored: StoredDigest,
     if outcome.deferred:
         report.notes.append(f"{outcome.deferred} deliveries deferred by the server; "
                             "the next run retries them")
+
+
+def preflight_digest(config: Config, rendered: RenderedDigest) -> PreflightReport:
+    """The preflight checks on the digest as the sample subscriber would receive it."""
+    html, text = sample_parts(config, rendered)
+    unsubscribe = f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE-TOKEN"
+    message = build_message(rendered, SAMPLE_SUBSCRIBER, envelope=envelope(config),
+                            digest_id=0, created_at=datetime.now(UTC),
+                            unsubscribe_url=unsubscribe)
+    report = run_preflight(html=html, text=text, message=message_signer(config)(
+        message.as_bytes()), unsubscribe_url=unsubscribe,
+        max_html_bytes=config.email.max_html_bytes, max_spam_score=config.email.max_spam_score)
+    for check, line in zip(report.checks, report.lines(), strict=True):
+        log.log(logging.DEBUG if check.status in ("ok", "skipped") else logging.WARNING,
+                "%s", line)
+    return report
+
+
+def refuse_on_failure(report: PreflightReport) -> None:
+    """Raise PreflightError naming the failed checks."""
+    if report.failed:
+        names = ", ".join(f"{c.name} ({c.detail})" for c in report.failed)
+        raise PreflightError(f"preflight failed: {names}; nothing sent and nothing recorded "
+                             "(fix it, or pass --force to send anyway)")
 
 
 def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:

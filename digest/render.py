@@ -151,8 +151,11 @@ def _subject(digest: Digest, options: RenderOptions) -> str:
 
 def inline_css(page: str) -> str:
     """Move stylesheet rules into style attributes; media queries stay in a <style> block."""
+    # disable_basic_attributes: keep the width/height attributes the templates write
+    # (Outlook reads those) instead of premailer's copies of the CSS values.
     return Premailer(page, keep_style_tags=False, remove_classes=False, strip_important=False,
                      allow_network=False, disable_validation=True,
+                     disable_basic_attributes=["width", "height"],
                      cssutils_logging_level=logging.CRITICAL).transform()
 
 
