@@ -163,6 +163,32 @@ class SmtpSettings:
     password_env: str = _key("DIGEST_SMTP_PASSWORD",
                              "Environment variable holding the SMTP password.")
     timeout: float = _key(30.0, "Seconds to wait for the relay.", _positive)
+    ca_file: str = _key("", "PEM file of a private CA to trust for STARTTLS/SSL, relative to "
+                        "config.toml; empty: the system's CAs.")
+    connections: int = _key(2, "Parallel SMTP connections.", _positive)
+    max_per_connection: int = _key(1000, "Messages sent on one connection before a new one.",
+                                   _positive)
+    rate_per_second: float = _key(0.0, "At most this many messages a second in all; 0: no "
+                                  "limit.", _non_negative)
+    rate_per_hour: int = _key(0, "At most this many messages an hour in all; 0: no limit.",
+                              _non_negative)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: str = _key("smtp", "'smtp', or 'outbox' to write .eml files into `outbox`.",
+                          _one_of("smtp", "outbox"))
+    outbox: str = _key("outbox", "Folder for the outbox transport, relative to config.toml.")
+    retry_attempts: int = _key(3, "Attempts per recipient on 4xx replies and dropped "
+                               "connections before the delivery is deferred.", _positive)
+    retry_delay: float = _key(1.0, "Seconds before the first retry; doubles each time.",
+                              _non_negative)
+    deferred_lifetime_hours: float = _key(48.0, "Deferred deliveries give up after this long "
+                                          "as failed (expired).", _positive)
+    bounce_after: int = _key(2, "Hard failures (5xx) after which an address is marked "
+                             "bounced.", _positive)
+    pause_after_failures: int = _key(50, "Consecutive failed or deferred deliveries that "
+                                     "pause the digest.", _positive)
 
 
 @dataclass(frozen=True)
@@ -208,6 +234,7 @@ class Config:
     sources: tuple[SourceSettings, ...]
     email: EmailSettings
     smtp: SmtpSettings
+    delivery: DeliverySettings
     subscribers: SubscriberSettings
     state: StateSettings
     schedule: ScheduleSettings
@@ -239,6 +266,7 @@ SECTIONS: dict[str, type] = {
     "summaries": SummarySettings,
     "email": EmailSettings,
     "smtp": SmtpSettings,
+    "delivery": DeliverySettings,
     "subscribers": SubscriberSettings,
     "state": StateSettings,
     "schedule": ScheduleSettings,

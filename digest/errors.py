@@ -42,10 +42,17 @@ class DeliveryError(DigestError):
     (a 5xx reply for that recipient), False when a later attempt may.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.code = code
 
 
 class TransportError(DigestError):
-    """The whole transport is unusable (relay down, login or TLS refused): stop sending."""
+    """The transport failed. `fatal` when retrying cannot help this run (login or TLS
+    refused, relay unreachable): stop sending at once. Otherwise the connection dropped and
+    a new one may work."""
+
+    def __init__(self, message: str, *, fatal: bool = True) -> None:
+        super().__init__(message)
+        self.fatal = fatal

@@ -33,9 +33,17 @@ class Envelope:
     unsubscribe_mailto: str = ""  # address for mailto: unsubscribes; empty for none
 
 
+MAX_NAME = 120
+
+
 def header_safe(value: str) -> str:
     """Remove CR, LF and other control characters so a value cannot break out of a header."""
     return " ".join(CONTROL_CHARS.sub(" ", value).split())
+
+
+def display_name(name: str) -> str:
+    """A subscriber's name as it goes into a message: one line, at most MAX_NAME characters."""
+    return header_safe(name)[:MAX_NAME]
 
 
 def sender_domain(from_address: str) -> str:
@@ -43,10 +51,14 @@ def sender_domain(from_address: str) -> str:
     return parseaddr(from_address)[1].rpartition("@")[2].lower() or "localhost"
 
 
+def address_digest(email: str) -> str:
+    """A short, stable stand-in for an address (it does not reveal it)."""
+    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:16]
+
+
 def message_id(digest_id: int, email: str, from_address: str) -> str:
     """Deterministic per digest and subscriber, so a repeat is recognisable."""
-    digest_of_address = hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:16]
-    return f"<digest-{digest_id}.{digest_of_address}@{sender_domain(from_address)}>"
+    return f"<digest-{digest_id}.{address_digest(email)}@{sender_domain(from_address)}>"
 
 
 def web_version_url(base_url: str, digest_id: int) -> str:
@@ -66,9 +78,11 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
                   digest_id: int, created_at: datetime, unsubscribe_url: str) -> EmailMessage:
     """The complete message for one subscriber."""
     html_part, text_part = personalise(
-        rendered, name=subscriber.name, email=subscriber.email, unsubscribe_url=unsubscribe_url,
-        web_url=web_version_url(envelope.base_url, digest_id))
-    msg = EmailMessage(policy=HEADER_POLICY)
+        rendered, name=display_name(subscriber.name), email=subscriber.email.strip(),
+        unsubscribe_url=unsubscribe_url, web_url=web_version_url(envelope.base_url, digest_id))
+    # An address with a non-ASCII local part can only travel with SMTPUTF8, as raw UTF-8.
+    policy = HEADER_POLICY if subscriber.email.isascii() else HEADER_POLICY.clone(utf8=True)
+    msg = EmailMessage(policy=policy)
     msg["From"] = envelope.from_address
     msg["To"] = _address(subscriber)
     if envelope.reply_to:
@@ -83,9 +97,18 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Precedence"] = "bulk"
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text_part, subtype="plain", charset="utf-8")
-    msg.add_alternative(html_part, subtype="html", charset="utf-8")
+    # 8bit bodies: the renderer keeps lines short, and the spliced fast path relies on the
+    # bodies holding each value verbatim (no quoted-printable).
+    msg.set_content(text_part, subtype="plain", charset="utf-8", cte="8bit")
+    msg.add_alternative(html_part, subtype="html", charset="utf-8", cte="8bit")
+    msg.set_boundary(boundary(digest_id))
     return msg
+
+
+def boundary(digest_id: int) -> str:
+    """The MIME boundary of a digest's messages: fixed per digest, so a message can be
+    spliced once and rebuilt identically."""
+    return f"=_digest-{digest_id}-alternative_="
 
 
 def dkim_signer(selector: str, domain: str, private_key: bytes) -> Callable[[bytes], bytes]:
@@ -104,7 +127,7 @@ def dkim_signer(selector: str, domain: str, private_key: bytes) -> Callable[[byt
 
 
 def _address(subscriber: Subscriber) -> Address | str:
-    name = header_safe(subscriber.name)
+    name = display_name(subscriber.name)
     local, _, domain = subscriber.email.strip().rpartition("@")
     try:
         return Address(display_name=name, username=local, domain=domain)

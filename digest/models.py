@@ -124,6 +124,7 @@ class RunReport:
     recipients: int = 0
     sent: int = 0
     failed: int = 0
+    skipped: int = 0
     remaining: int = 0
     digest_id: int | None = None
     resumed_digest_id: int | None = None

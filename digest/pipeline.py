@@ -7,17 +7,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
 from digest import subscribers as subscriber_list
 from digest.compose import build_digest
 from digest.config import Config
-from digest.deliver import Transport, smtp_transport
+from digest.deliver import Transport, configured_transport
+from digest.deliver.engine import Outcome, RateLimiter, SendPlan, send_all
 from digest.errors import (
     ConfigError,
-    DeliveryError,
     DigestError,
     TransportError,
 )
@@ -26,6 +26,7 @@ from digest.message import (
     Envelope,
     build_message,
     dkim_signer,
+    message_id,
     sender_domain,
     web_version_url,
 )
@@ -37,8 +38,8 @@ from digest.models import (
     Subscriber,
 )
 from digest.preflight import PreflightError, PreflightReport, run_preflight
-from digest.progress import progress
 from digest.render import RenderOptions, personalise, render_digest
+from digest.splice import MessageTemplate
 from digest.store import Store, StoredDigest, database_url
 from digest.tokens import make_token, signing_key
 
@@ -78,6 +79,8 @@ class SendOutcome:
     failed: int
     deferred: int
     remaining: int
+    skipped: int = 0
+    paused: bool = False
 
 
 def envelope(config: Config) -> Envelope:
@@ -123,62 +126,79 @@ def state_key(config: Config) -> bytes:
 
 
 def send_digest(config: Config, store: Store, stored: StoredDigest,
-                transport: Transport, now: Callable[[], datetime]) -> SendOutcome:
-    """Send a committed digest to every pending recipient, recording each outcome at once."""
+                make_transport: Callable[[], Transport],
+                now: Callable[[], datetime]) -> SendOutcome:
+    """Send a committed digest to every recipient still waiting, recording each outcome
+    the moment the server has answered."""
+    d = config.delivery
+    expired = store.expire_deferred(stored.id, timedelta(hours=d.deferred_lifetime_hours), now())
+    if expired:
+        log.warning("digest %d: %d deferred deliveries expired after %g hours", stored.id,
+                    expired, d.deferred_lifetime_hours)
     env = envelope(config)
+    base = f"{config.email.base_url.rstrip('/')}/unsubscribe/"
+    template = MessageTemplate(stored.rendered, envelope=env, digest_id=stored.id,
+                               created_at=stored.created_at, unsubscribe_base=base)
     key = state_key(config)
-    sender = envelope_sender(config)
     sign = message_signer(config)
-    pending = store.delivery_counts(stored.id).pending
-    sent = failed = deferred = 0
-    transport.open()
-    try:
-        with progress("Sending", pending) as advance:
-            for subscriber in store.pending_deliveries(stored.id):
-                if stop_requested.is_set():
-                    break
-                msg = build_message(stored.rendered, subscriber, envelope=env,
-                                    digest_id=stored.id, created_at=stored.created_at,
-                                    unsubscribe_url=unsubscribe_link(config, key,
-                                                                     subscriber.email))
-                try:
-                    reply = transport.send(sender, subscriber.email, sign(msg.as_bytes()))
-                except DeliveryError as exc:
-                    if exc.permanent:
-                        store.mark_delivery(stored.id, subscriber.email, status="failed",
-                                            message_id=msg["Message-ID"], reply=str(exc),
-                                            now=now())
-                        failed += 1
-                    else:
-                        deferred += 1
-                    log.warning("delivery %s: %s", "failed" if exc.permanent else "deferred",
-                                exc)
-                    advance()
-                    continue
-                store.mark_delivery(stored.id, subscriber.email, status="sent",
-                                    message_id=msg["Message-ID"], reply=reply, now=now())
-                sent += 1
-                advance()
-    finally:
-        transport.close()
-    store.finish_digest(stored.id, now())
-    remaining = store.delivery_counts(stored.id).pending
-    return SendOutcome(sent=sent, failed=failed, deferred=deferred, remaining=remaining)
+    gate = subscriber_list.ActiveGate(config.subscribers_path)
+
+    def message_for(subscriber: Subscriber) -> tuple[bytes, str]:
+        token = make_token(key, "unsubscribe", subscriber.email)
+        return (sign(template.message_bytes(subscriber, token)),
+                message_id(stored.id, subscriber.email, env.from_address))
+
+    def record(subscriber: Subscriber, outcome: Outcome, mid: str) -> None:
+        store.mark_delivery(stored.id, subscriber.email, status=outcome.status, message_id=mid,
+                            reply=outcome.reply, code=outcome.code, attempts=outcome.attempts,
+                            now=now())
+        if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600 and \
+                store.hard_failures(subscriber.email) >= d.bounce_after:
+            subscriber_list.set_status(config.subscribers_path, subscriber.email, "bounced")
+            log.warning("%s marked bounced after %d hard failures", subscriber.email,
+                        d.bounce_after)
+
+    s = config.smtp
+    plan = SendPlan(
+        recipients=store.pending_deliveries(stored.id),
+        total=store.delivery_counts(stored.id).unsent,
+        make_transport=make_transport, message_for=message_for, record=record,
+        still_wanted=lambda subscriber: gate.is_active(subscriber.email),
+        sender=envelope_sender(config), connections=s.connections,
+        max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
+        retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
+        limiter=RateLimiter(s.rate_per_second, s.rate_per_hour), stop=stop_requested, now=now)
+    tally = send_all(plan)
+    if tally.paused:
+        store.set_digest_status(stored.id, "paused")
+    else:
+        store.finish_digest(stored.id, now())
+    counts = store.delivery_counts(stored.id)
+    outcome = SendOutcome(sent=tally.sent, failed=tally.failed, deferred=tally.deferred,
+                          skipped=tally.skipped, remaining=counts.unsent, paused=tally.paused)
+    if tally.fatal is not None:
+        raise TransportError(f"{tally.fatal}; digest {stored.id}: {counts.unsent} deliveries "
+                             "still pending, `digest run` or `digest resume` sends them")
+    return outcome
 
 
 # --- the cycle ----------------------------------------------------------------------
 
 
+TransportFactory = Callable[[], Transport]
+
+
 def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
-              transport: Transport | None = None,
+              make_transport: TransportFactory | None = None,
               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
     """One full cycle: finish any unfinished digest, then gather, build and send a new one."""
     report = RunReport(dry_run=dry_run)
+    factory = make_transport or (lambda: configured_transport(config))
     store = open_store(config)
     try:
         with store.lock("run", now()):
             if not dry_run:
-                _resume_unfinished(config, store, transport, now, report)
+                _resume_unfinished(config, store, factory, now, report)
             with make_fetcher(config) as fetcher:
                 result = gather(config, store, fetcher, record=not dry_run, now=now)
             report.found, report.new = result.found, result.new_entries
@@ -199,34 +219,35 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
             report.preflight = checks.lines()
             if not force:
                 refuse_on_failure(checks)
-            recipients = subscriber_list.active_subscribers(config.subscribers_path)
-            report.recipients = len(recipients)
             if dry_run:
+                report.recipients = subscriber_list.count_active(config.subscribers_path)
                 report.notes.append("dry run: nothing sent, nothing recorded")
                 return report
-            if not recipients:
+            digest_id = store.create_digest(
+                rendered, [i.article for i in digest.items],
+                subscriber_list.iter_active(config.subscribers_path), now())
+            if digest_id is None:
                 report.notes.append(f"no active subscribers in {config.subscribers_path}: "
                                     "nothing sent, the articles stay new")
                 return report
-            digest_id = store.create_digest(rendered, [i.article for i in digest.items],
-                                            recipients, now())
             report.digest_id = digest_id
             stored = store.get_digest(digest_id)
             assert stored is not None
-            _send_and_count(config, store, stored, transport, now, report)
+            _send_and_count(config, store, stored, factory, now, report)
     finally:
         store.close()
     return report
 
 
-def resume(config: Config, *, transport: Transport | None = None,
+def resume(config: Config, *, make_transport: TransportFactory | None = None,
            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
-    """Finish an unfinished digest, if there is one, and nothing else."""
+    """Finish unfinished digests, if there are any, and nothing else."""
     report = RunReport()
+    factory = make_transport or (lambda: configured_transport(config))
     store = open_store(config)
     try:
         with store.lock("run", now()):
-            _resume_unfinished(config, store, transport, now, report)
+            _resume_unfinished(config, store, factory, now, report)
     finally:
         store.close()
     if report.resumed_digest_id is None:
@@ -234,34 +255,34 @@ def resume(config: Config, *, transport: Transport | None = None,
     return report
 
 
-def _resume_unfinished(config: Config, store: Store, transport: Transport | None,
+def _resume_unfinished(config: Config, store: Store, make_transport: TransportFactory,
                        now: Callable[[], datetime], report: RunReport) -> None:
-    stored = store.unfinished_digest()
-    if stored is None:
-        return
-    log.info("finishing digest %d from %s before anything new", stored.id,
-             f"{stored.created_at:%Y-%m-%d %H:%M}")
-    report.resumed_digest_id = stored.id
-    _send_and_count(config, store, stored, transport, now, report)
+    for stored in store.unfinished_digests():
+        log.info("finishing digest %d from %s before anything new", stored.id,
+                 f"{stored.created_at:%Y-%m-%d %H:%M}")
+        report.resumed_digest_id = stored.id
+        if stored.status == "paused":
+            store.set_digest_status(stored.id, "sending")
+        _send_and_count(config, store, stored, make_transport, now, report)
 
 
 def _send_and_count(config: Config, store: Store, stored: StoredDigest,
-                    transport: Transport | None, now: Callable[[], datetime],
+                    make_transport: TransportFactory, now: Callable[[], datetime],
                     report: RunReport) -> None:
-    counts = store.delivery_counts(stored.id)
-    report.recipients = max(report.recipients, counts.total)
-    try:
-        outcome = send_digest(config, store, stored, transport or smtp_transport(config), now)
-    except TransportError as exc:
-        left = store.delivery_counts(stored.id).pending
-        raise TransportError(f"{exc}; digest {stored.id}: {left} deliveries still pending, "
-                             "`digest run` or `digest resume` sends them") from None
+    report.recipients = max(report.recipients, store.delivery_counts(stored.id).total)
+    outcome = send_digest(config, store, stored, make_transport, now)
     report.sent += outcome.sent
     report.failed += outcome.failed
+    report.skipped += outcome.skipped
     report.remaining = outcome.remaining
+    if outcome.paused:
+        raise DigestError(f"digest {stored.id} paused after "
+                          f"{config.delivery.pause_after_failures} failed or deferred "
+                          f"deliveries in a row ({outcome.remaining} still to send); check "
+                          "the relay and the log, then `digest resume`")
     if stop_requested.is_set():
         raise DigestError(f"interrupted: digest {stored.id} has {outcome.remaining} "
-                          "deliveries still pending; `digest resume` sends them")
+                          "deliveries still to send; `digest resume` sends them")
     if outcome.deferred:
         report.notes.append(f"{outcome.deferred} deliveries deferred by the server; "
                             "the next run retries them")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ PLACEHOLDERS = {
     "web_url": "%%WEB_VERSION_URL%%",
 }
 TEXT_WIDTH = 76
+MAX_HTML_LINE = 240  # characters; up to 4 UTF-8 octets each, still under 998
 # Room left under the limit for what personalisation adds (name, address, two URLs).
 PERSONAL_HEADROOM = 1024
 
@@ -153,10 +155,31 @@ def inline_css(page: str) -> str:
     """Move stylesheet rules into style attributes; media queries stay in a <style> block."""
     # disable_basic_attributes: keep the width/height attributes the templates write
     # (Outlook reads those) instead of premailer's copies of the CSS values.
-    return Premailer(page, keep_style_tags=False, remove_classes=False, strip_important=False,
-                     allow_network=False, disable_validation=True,
-                     disable_basic_attributes=["width", "height"],
-                     cssutils_logging_level=logging.CRITICAL).transform()
+    inlined = Premailer(page, keep_style_tags=False, remove_classes=False,
+                        strip_important=False, allow_network=False, disable_validation=True,
+                        disable_basic_attributes=["width", "height"],
+                        cssutils_logging_level=logging.CRITICAL).transform()
+    return fold_long_lines(inlined)
+
+
+ATTRIBUTE_GAP = re.compile(r'(?<=") (?=[a-zA-Z-]+=")')
+
+
+def fold_long_lines(page: str, limit: int = MAX_HTML_LINE) -> str:
+    """Break HTML lines longer than `limit` so the message can go 8bit (SMTP allows 998
+    octets a line) with room for the values filled in later. Breaks go between a tag's
+    attributes, where a newline changes nothing; failing that, at a space in the text."""
+    lines = []
+    for line in page.split("\n"):
+        while len(line) > limit:
+            gaps = [m.start() for m in ATTRIBUTE_GAP.finditer(line, 1, limit)]
+            cut = gaps[-1] if gaps else line.rfind(" ", 1, limit)
+            if cut <= 0:
+                break
+            lines.append(line[:cut])
+            line = line[cut + 1:]
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def personalise(rendered: RenderedDigest, *, name: str, email: str, unsubscribe_url: str,

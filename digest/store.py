@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -44,7 +45,7 @@ digests = Table(
     Column("id", Integer, primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
-    Column("status", String(16), nullable=False),  # sending | sent
+    Column("status", String(16), nullable=False),  # sending | paused | sent
     Column("subject", Text, nullable=False),
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
@@ -65,9 +66,12 @@ deliveries = Table(
     Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
     Column("email", Text, nullable=False),
     Column("name", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | failed
+    # pending | sent | failed | deferred | skipped
+    Column("status", String(16), nullable=False),
     Column("message_id", Text),
     Column("reply", Text),
+    Column("code", Integer),  # the SMTP reply code of the last attempt
+    Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True)),
     UniqueConstraint("digest_id", "email"),
 )
@@ -147,6 +151,9 @@ class SourceState:
         return self.consecutive_failures >= FAILING_AFTER
 
 
+UNSENT = ("pending", "deferred")
+
+
 @dataclass(frozen=True)
 class DeliveryCounts:
     """How far a digest's sending has got."""
@@ -154,10 +161,16 @@ class DeliveryCounts:
     pending: int = 0
     sent: int = 0
     failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
 
     @property
     def total(self) -> int:
-        return self.pending + self.sent + self.failed
+        return self.pending + self.sent + self.failed + self.deferred + self.skipped
+
+    @property
+    def unsent(self) -> int:
+        return self.pending + self.deferred
 
 
 def database_url(database: str, base: Path) -> str:
@@ -289,8 +302,9 @@ class Store:
         return {row.url: row.text for row in rows}
 
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
-                      recipients: Iterable[Subscriber], now: datetime) -> int:
-        """Commit a digest, its articles and one pending delivery per recipient, atomically."""
+                      recipients: Iterable[Subscriber], now: datetime) -> int | None:
+        """Commit a digest, its articles and one pending delivery per recipient, atomically;
+        None (and nothing written) when there is no recipient."""
         with self.engine.begin() as conn:
             digest_id = conn.execute(insert(digests).values(
                 created_at=now, status="sending", subject=rendered.subject,
@@ -303,18 +317,65 @@ class Store:
                 summary_edits.c.digest_id.is_(None)).values(digest_id=digest_id))
             listed = [u for a in articles for u in (a.url, a.feed_url) if u]
             conn.execute(source_entries.delete().where(source_entries.c.url.in_(listed)))
-            rows = [{"digest_id": digest_id, "email": s.email, "name": s.name,
-                     "status": "pending", "updated_at": now} for s in recipients]
-            if rows:
-                conn.execute(insert(deliveries), rows)
+            added = 0
+            for batch in _batches(recipients, 1000):
+                conn.execute(self._insert_ignoring_duplicates(deliveries), [
+                    {"digest_id": digest_id, "email": s.email, "name": s.name,
+                     "status": "pending", "updated_at": now, "attempts": 0} for s in batch])
+                added += len(batch)
+            if not added:
+                conn.rollback()
+                return None
         return int(digest_id)
 
-    def unfinished_digest(self) -> StoredDigest | None:
-        """The oldest digest whose sending has not finished, if any."""
+    def _insert_ignoring_duplicates(self, table: Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            return pg_insert(table).on_conflict_do_nothing()
+        if self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            return sqlite_insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+    def unfinished_digests(self) -> list[StoredDigest]:
+        """Every digest whose sending has not finished (sending or paused), oldest first."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(digests).where(digests.c.status == "sending")
+            rows = conn.execute(select(digests).where(digests.c.status.in_(("sending", "paused")))
+                                .order_by(digests.c.id)).all()
+        return [_stored(row) for row in rows]
+
+    def unfinished_digest(self) -> StoredDigest | None:
+        """The oldest digest whose sending has not finished (sending or paused), if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(digests).where(digests.c.status.in_(("sending", "paused")))
                                .order_by(digests.c.id).limit(1)).first()
         return _stored(row) if row else None
+
+    def set_digest_status(self, digest_id: int, status: str) -> None:
+        """Mark a digest sending, paused or sent."""
+        with self.engine.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == digest_id).values(status=status))
+
+    def expire_deferred(self, digest_id: int, lifetime: timedelta, now: datetime) -> int:
+        """Give up deferred deliveries of a digest older than `lifetime`; how many."""
+        stored = self.get_digest(digest_id)
+        if stored is None or now - stored.created_at < lifetime:
+            return 0
+        hours = lifetime.total_seconds() / 3600
+        with self.engine.begin() as conn:
+            expired = conn.execute(update(deliveries).where(
+                deliveries.c.digest_id == digest_id, deliveries.c.status == "deferred")
+                .values(status="failed", updated_at=now,
+                        reply=func.coalesce(deliveries.c.reply, "") +
+                        f" [failed (expired): still deferred after {hours:g} hours]"))
+        return int(expired.rowcount)
+
+    def hard_failures(self, email: str) -> int:
+        """How many deliveries to this address ended in a 5xx reply."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(deliveries).where(
+                deliveries.c.email == email, deliveries.c.status == "failed",
+                deliveries.c.code >= 500, deliveries.c.code < 600)).scalar_one())
 
     def get_digest(self, digest_id: int) -> StoredDigest | None:
         """One digest by id."""
@@ -323,14 +384,15 @@ class Store:
         return _stored(row) if row else None
 
     def pending_deliveries(self, digest_id: int, batch: int = 1000) -> Iterator[Subscriber]:
-        """Recipients of a digest still waiting for their message, streamed in batches."""
+        """Recipients of a digest still waiting for their message (pending or deferred),
+        streamed in batches so memory stays flat however long the list."""
         last_id = 0
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(deliveries.c.id, deliveries.c.email, deliveries.c.name)
                     .where(deliveries.c.digest_id == digest_id,
-                           deliveries.c.status == "pending", deliveries.c.id > last_id)
+                           deliveries.c.status.in_(UNSENT), deliveries.c.id > last_id)
                     .order_by(deliveries.c.id).limit(batch)).all()
             if not rows:
                 return
@@ -339,14 +401,23 @@ class Store:
             last_id = rows[-1].id
 
     def mark_delivery(self, digest_id: int, email: str, *, status: str, message_id: str,
-                      reply: str, now: datetime) -> None:
+                      reply: str, now: datetime, code: int | None = None,
+                      attempts: int = 1) -> None:
         """Record one recipient's outcome, in its own commit (the repeat window is one message)."""
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries)
-                         .where(deliveries.c.digest_id == digest_id,
-                                deliveries.c.email == email)
-                         .values(status=status, message_id=message_id, reply=reply,
-                                 updated_at=now))
+            conn.execute(self._mark, {"b_digest_id": digest_id, "b_email": email,
+                                      "b_status": status, "b_message_id": message_id,
+                                      "b_reply": reply, "b_updated_at": now, "b_code": code,
+                                      "b_attempts": attempts})
+
+    # One statement compiled once: the ledger commit is on the hot path of every send.
+    _mark = (update(deliveries)
+             .where(deliveries.c.digest_id == bindparam("b_digest_id"),
+                    deliveries.c.email == bindparam("b_email"))
+             .values(status=bindparam("b_status"), message_id=bindparam("b_message_id"),
+                     reply=bindparam("b_reply"), updated_at=bindparam("b_updated_at"),
+                     code=bindparam("b_code"),
+                     attempts=deliveries.c.attempts + bindparam("b_attempts")))
 
     def delivery_counts(self, digest_id: int) -> DeliveryCounts:
         """Pending, sent and failed deliveries of one digest."""
@@ -355,12 +426,12 @@ class Store:
                                 .where(deliveries.c.digest_id == digest_id)
                                 .group_by(deliveries.c.status)).all()
         counts = {status: n for status, n in rows}
-        return DeliveryCounts(pending=counts.get("pending", 0), sent=counts.get("sent", 0),
-                              failed=counts.get("failed", 0))
+        return DeliveryCounts(**{k: counts.get(k, 0) for k in
+                                 ("pending", "sent", "failed", "deferred", "skipped")})
 
     def finish_digest(self, digest_id: int, now: datetime) -> bool:
-        """Mark a digest sent once no delivery is pending; True when it was."""
-        if self.delivery_counts(digest_id).pending:
+        """Mark a digest sent once no delivery is pending or deferred; True when it was."""
+        if self.delivery_counts(digest_id).unsent:
             return False
         with self.engine.begin() as conn:
             conn.execute(update(digests).where(digests.c.id == digest_id)
@@ -418,6 +489,17 @@ class Store:
                 locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
                 locks.c.acquired_at == holder.acquired_at).values(**me))
             return taken.rowcount == 1
+
+
+def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber]]:
+    batch: list[Subscriber] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _lock_alive(holder: Any, now: datetime) -> bool:

@@ -8,7 +8,8 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,7 +69,33 @@ def read_list(path: Path) -> list[ListEntry]:
 
 def active_subscribers(path: Path) -> list[Subscriber]:
     """Everyone on the list whose status is active."""
-    return [e.subscriber for e in read_list(path) if e.subscriber.status == "active"]
+    return list(iter_active(path))
+
+
+def iter_active(path: Path) -> Iterator[Subscriber]:
+    """Active subscribers read row by row, so a long list never sits in memory whole;
+    a bad row is logged with its line number and skipped."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        if "email" not in header:
+            raise SubscriberError(f"{path}: line 1: header row must have an 'email' column")
+        reader.fieldnames = header
+        for row in reader:
+            try:
+                entry = _row_entry(row, "")
+            except SubscriberError as exc:
+                log.warning("%s: line %d: %s; row skipped", path, reader.line_num, exc)
+                continue
+            if entry.subscriber.status == "active":
+                yield entry.subscriber  # a repeated address is ignored by the ledger
+
+
+def count_active(path: Path) -> int:
+    """How many active subscribers the list has."""
+    return sum(1 for _ in iter_active(path))
 
 
 def add_subscriber(path: Path, email: str, name: str, now: datetime) -> bool:
@@ -186,3 +213,44 @@ def _write(path: Path, entries: list[ListEntry]) -> None:
 
 def _stamp(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def set_status(path: Path, email: str, status: str) -> bool:
+    """Change one subscriber's status (e.g. to 'bounced'); True when the list changed."""
+    if status not in STATUSES:
+        raise SubscriberError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+    entries = read_list(path)
+    key = comparison_key(email)
+    changed = False
+    for i, entry in enumerate(entries):
+        if comparison_key(entry.subscriber.email) == key and entry.subscriber.status != status:
+            entries[i] = ListEntry(replace(entry.subscriber, status=status), entry.subscribed_at)
+            changed = True
+    if changed:
+        _write(path, entries)
+    return changed
+
+
+class ActiveGate:
+    """Answers "is this address still subscribed?" right before its message goes out,
+    re-reading the list only when the file has changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._active: set[str] = set()
+        self._lock = threading.Lock()
+
+    def is_active(self, email: str) -> bool:
+        """True when the address is on the list with status active."""
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            if stamp != self._stamp:
+                self._active = {comparison_key(e.subscriber.email) for e in read_list(self.path)
+                                if e.subscriber.status == "active"}
+                self._stamp = stamp
+            return comparison_key(email) in self._active

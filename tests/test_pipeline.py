@@ -167,18 +167,22 @@ def _without(page, missing_path):  # type: ignore[no-untyped-def]
     return wrapped
 
 
-def test_rerun_after_an_interrupted_send_sends_the_rest_once(tmp_path: Path,
-                                                             site: SiteServer) -> None:
-    def refuse_second(number: int, _recipient: str) -> str:
-        return "421 4.3.0 closing, try later" if number == 2 else "250 OK"
+def test_deferred_recipient_is_retried_by_the_next_run_and_gets_one_copy(
+        tmp_path: Path, site: SiteServer) -> None:
+    relay_ok = {"yuri@example.net": False}
 
-    with SmtpSink(answer=refuse_second) as flaky:
+    def answer(_number: int, recipient: str) -> str:
+        return "451 4.3.0 try later" if relay_ok.get(recipient) is False else "250 OK"
+
+    with SmtpSink(answer=answer) as flaky:
         config_path = write_config(tmp_path, feed_urls=[site.feed_url("Spacecraft")],
                                    smtp_port=flaky.port)
+        config_path.write_text(config_path.read_text() + "\n[delivery]\nretry_delay = 0.01\n")
         config = Project(tmp_path, config_path).config
         first = pipeline.run_cycle(config)
         assert first.sent == 2 and first.remaining == 1
-        assert any("deferred" in note for note in first.notes)
+        assert any("1 deliveries deferred" in note for note in first.notes)
+        relay_ok["yuri@example.net"] = True
         second = pipeline.run_cycle(config)
         assert second.resumed_digest_id == first.digest_id and second.sent == 1
         assert second.new == 0

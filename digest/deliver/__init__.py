@@ -11,9 +11,15 @@ from digest.config import Config
 class Transport(Protocol):
     """Where finished messages go. `send` returns the server's reply to the message."""
 
+    @property
+    def is_open(self) -> bool: ...
+
     def open(self) -> None: ...
 
-    def send(self, sender: str, recipient: str, message: bytes) -> str: ...
+    def supports_smtputf8(self) -> bool: ...
+
+    def send(self, sender: str, recipient: str, message: bytes, *,
+             utf8: bool = False) -> str: ...
 
     def close(self) -> None: ...
 
@@ -22,7 +28,15 @@ def smtp_transport(config: Config) -> Transport:
     """The SMTP relay named in [smtp]."""
     from digest.deliver.smtp import SmtpTransport
 
-    return SmtpTransport(config.smtp, password=config.smtp_password())
+    ca_file = str(config.resolve(config.smtp.ca_file)) if config.smtp.ca_file else ""
+    return SmtpTransport(config.smtp, password=config.smtp_password(), ca_file=ca_file)
+
+
+def configured_transport(config: Config) -> Transport:
+    """The transport [delivery] transport names."""
+    if config.delivery.transport == "outbox":
+        return outbox_transport(config.resolve(config.delivery.outbox))
+    return smtp_transport(config)
 
 
 def outbox_transport(folder: Path) -> Transport:

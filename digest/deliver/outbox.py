@@ -17,7 +17,13 @@ class OutboxTransport:
         """Create the folder."""
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    is_open = True
+
+    def supports_smtputf8(self) -> bool:
+        """Files take any address."""
+        return True
+
+    def send(self, sender: str, recipient: str, message: bytes, *, utf8: bool = False) -> str:
         """Write the message atomically; the name is stable for the same message and recipient."""
         name = hashlib.sha256(recipient.casefold().encode() + message[:4096]).hexdigest()[:20]
         path = self.folder / f"{name}.eml"

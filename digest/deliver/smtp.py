@@ -13,10 +13,20 @@ from digest.errors import DeliveryError, TransportError
 class SmtpTransport:
     """Sends each message with MAIL/RCPT/DATA on one kept-open connection."""
 
-    def __init__(self, settings: SmtpSettings, *, password: str = "") -> None:
+    def __init__(self, settings: SmtpSettings, *, password: str = "",
+                 ca_file: str = "") -> None:
         self.settings = settings
         self._password = password
+        self._ca_file = ca_file
         self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._smtp is not None
+
+    def supports_smtputf8(self) -> bool:
+        """Whether the server offered SMTPUTF8 (addresses with non-ASCII local parts)."""
+        return self._smtp is not None and self._smtp.has_extn("smtputf8")
 
     @property
     def where(self) -> str:
@@ -47,7 +57,11 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        try:
+            context = ssl.create_default_context(cafile=self._ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(f"{self.where}: [smtp] ca_file {self._ca_file}: "
+                                 f"cannot load ({exc})") from None
         smtp: smtplib.SMTP
         if s.security == "ssl":
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
@@ -63,13 +77,13 @@ class SmtpTransport:
             raise
         return smtp
 
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(self, sender: str, recipient: str, message: bytes, *, utf8: bool = False) -> str:
         """Send one message: DeliveryError for this recipient, TransportError for the link."""
         smtp = self._smtp
         if smtp is None:
-            raise TransportError(f"{self.where}: send() before open()")
+            raise TransportError(f"{self.where}: send() before open()", fatal=False)
         try:
-            code, reply = smtp.mail(sender)
+            code, reply = smtp.mail(sender, ["SMTPUTF8", "BODY=8BITMIME"] if utf8 else [])
             if code != 250:
                 self._reset()
                 raise _refusal(recipient, "MAIL FROM", code, reply)
@@ -84,9 +98,10 @@ class SmtpTransport:
         except smtplib.SMTPDataError as exc:
             self._reset()
             raise _refusal(recipient, "DATA", exc.smtp_code, exc.smtp_error) from None
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
+            _close_quietly(self._smtp)
             self._smtp = None
-            raise TransportError(f"{self.where}: connection lost ({exc})") from None
+            raise TransportError(f"{self.where}: connection lost ({exc})", fatal=False) from None
         return f"{code} {_text(reply)}"
 
     def _reset(self) -> None:
@@ -112,9 +127,12 @@ def _close_quietly(smtp: smtplib.SMTP | None) -> None:
 
 
 def _refusal(recipient: str, stage: str, code: int, reply: bytes | str) -> DeliveryError:
+    if code == 421:  # the server is closing the connection: a new one may do better
+        raise TransportError(f"{recipient}: {stage}: {code} {_text(reply)} (server closing "
+                             "the connection)", fatal=False)
     permanent = 500 <= code < 600 and code != 552  # RFC 5321: 552 is treated as temporary
     return DeliveryError(f"{recipient}: {stage} refused: {code} {_text(reply)}",
-                         permanent=permanent)
+                         permanent=permanent, code=code)
 
 
 def _text(reply: bytes | str) -> str:

@@ -1,0 +1,266 @@
+"""Sending one committed digest to its recipients: parallel connections, each reused for
+many messages; a global rate limit; retries with backoff on 4xx replies and dropped
+connections; every outcome committed right after the server's reply, so a crash can
+repeat at most the one message in flight per connection."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.deliver import Transport
+from digest.errors import DeliveryError, TransportError
+from digest.models import Subscriber
+from digest.progress import progress
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
+
+
+class RateLimiter:
+    """At most `per_second` and `per_hour` acquisitions, across every thread (0: no limit)."""
+
+    def __init__(self, per_second: float = 0, per_hour: int = 0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1 / per_second if per_second else 0.0
+        self.per_hour = per_hour
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._hour: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Wait until one more message is allowed."""
+        if not self.interval and not self.per_hour:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            if self.per_hour:
+                while self._hour and self._hour[0] <= start - 3600:
+                    self._hour.popleft()
+                if len(self._hour) >= self.per_hour:
+                    start = max(start, self._hour[0] + 3600)
+                    self._hour.popleft()
+                self._hour.append(start)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one recipient."""
+
+    status: str  # sent | failed | deferred | skipped
+    reply: str
+    code: int | None
+    attempts: int
+
+
+@dataclass
+class Tally:
+    """Counts shared by the sending threads."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    failures_in_a_row: int = 0
+    fatal: TransportError | None = None
+    crash: BaseException | None = None  # a bug or a database error in a sending thread
+    paused: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: str, pause_after: int) -> bool:
+        """Count an outcome; True when the run should pause (too many failures in a row)."""
+        with self.lock:
+            setattr(self, status, getattr(self, status) + 1)
+            if status == "sent":
+                self.failures_in_a_row = 0
+            elif status in ("failed", "deferred"):
+                self.failures_in_a_row += 1
+                if self.failures_in_a_row >= pause_after and not self.paused:
+                    self.paused = True
+                    return True
+            return False
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """Everything the sending threads need, with side effects passed in as functions."""
+
+    recipients: Iterator[Subscriber]
+    total: int
+    make_transport: Callable[[], Transport]
+    message_for: Callable[[Subscriber], tuple[bytes, str]]  # (bytes, Message-ID)
+    record: Callable[[Subscriber, Outcome, str], None]
+    still_wanted: Callable[[Subscriber], bool]
+    sender: str
+    connections: int = 2
+    max_per_connection: int = 1000
+    attempts: int = 3
+    retry_delay: float = 1.0
+    pause_after: int = 50
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    stop: threading.Event = field(default_factory=threading.Event)
+    now: Callable[[], datetime] = datetime.now
+
+
+def send_all(plan: SendPlan) -> Tally:
+    """Send to every recipient the plan yields; returns the counts. Stops early on a fatal
+    transport error, a pause, or `plan.stop` (each thread finishes its message first)."""
+    tally = Tally()
+    work: queue.Queue[Subscriber | None] = queue.Queue(maxsize=plan.connections * 50)
+    halt = threading.Event()
+
+    def feed() -> None:
+        try:
+            _feed()
+        except BaseException as exc:  # re-raised by send_all in the calling thread
+            with tally.lock:
+                tally.crash = tally.crash or exc
+            halt.set()
+        finally:
+            for _ in range(plan.connections):
+                work.put(None)
+
+    def _feed() -> None:
+        for subscriber in plan.recipients:
+            while not (halt.is_set() or plan.stop.is_set()):
+                try:
+                    work.put(subscriber, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if halt.is_set() or plan.stop.is_set():
+                break
+
+    with progress("Sending", plan.total) as advance:
+        def worker() -> None:
+            _Worker(plan, tally, halt, advance).run(work)
+
+        threads = [threading.Thread(target=feed, name="feed", daemon=True)]
+        threads += [threading.Thread(target=worker, name=f"smtp-{i}", daemon=True)
+                    for i in range(plan.connections)]
+        for thread in threads:
+            thread.start()
+        for thread in threads[1:]:
+            thread.join()
+        halt.set()
+        _drain(work)
+        threads[0].join()
+    if tally.crash is not None:
+        raise tally.crash
+    return tally
+
+
+def _drain(work: queue.Queue[Subscriber | None]) -> None:
+    while True:
+        try:
+            work.get_nowait()
+        except queue.Empty:
+            return
+
+
+class _Worker:
+    """One connection's thread: takes recipients off the queue until told to stop."""
+
+    def __init__(self, plan: SendPlan, tally: Tally, halt: threading.Event,
+                 advance: Callable[[int], None]) -> None:
+        self.plan, self.tally, self.halt, self.advance = plan, tally, halt, advance
+        self.transport = plan.make_transport()
+        self.on_this_connection = 0
+
+    def run(self, work: queue.Queue[Subscriber | None]) -> None:
+        try:
+            while not (self.halt.is_set() or self.plan.stop.is_set()):
+                subscriber = work.get()
+                if subscriber is None:
+                    return
+                self.one(subscriber)
+        except TransportError as exc:
+            with self.tally.lock:
+                self.tally.fatal = self.tally.fatal or exc
+            self.halt.set()
+        except BaseException as exc:  # re-raised by send_all in the calling thread
+            with self.tally.lock:
+                self.tally.crash = self.tally.crash or exc
+            self.halt.set()
+        finally:
+            self.transport.close()
+
+    def one(self, subscriber: Subscriber) -> None:
+        if not self.plan.still_wanted(subscriber):
+            self._record(subscriber, Outcome("skipped", "no longer subscribed when its turn "
+                                             "came", None, 0), "")
+            return
+        data, message_id = self.plan.message_for(subscriber)
+        utf8 = not subscriber.email.isascii()
+        if utf8:
+            self._ensure_open()
+            if not self.transport.supports_smtputf8():
+                self._record(subscriber, Outcome("skipped", "address needs SMTPUTF8, which "
+                                                 "the server does not offer", None, 0),
+                             message_id)
+                return
+        self._record(subscriber, self._send(subscriber, data, utf8), message_id)
+
+    def _record(self, subscriber: Subscriber, outcome: Outcome, message_id: str) -> None:
+        self.plan.record(subscriber, outcome, message_id)
+        self.advance(1)
+        if outcome.status != "sent":
+            log.warning("delivery to %s %s: %s", subscriber.email, outcome.status, outcome.reply)
+        if self.tally.add(outcome.status, self.plan.pause_after):
+            log.error("%d failed or deferred deliveries in a row: pausing this digest "
+                      "(`digest resume` continues it)", self.plan.pause_after)
+            self.halt.set()
+
+    def _ensure_open(self) -> None:
+        if self.on_this_connection >= self.plan.max_per_connection and self.transport.is_open:
+            self.transport.close()
+            self.on_this_connection = 0
+        if not self.transport.is_open:
+            self.transport.open()  # a TransportError here is fatal for the whole run
+
+    def _send(self, subscriber: Subscriber, data: bytes, utf8: bool) -> Outcome:
+        reply, code = "", None
+        for attempt in range(1, self.plan.attempts + 1):
+            if attempt > 1:
+                self._pause_before_retry(attempt)
+            try:
+                self._ensure_open()
+                self.plan.limiter.acquire()
+                reply = self.transport.send(self.plan.sender, subscriber.email, data, utf8=utf8)
+                self.on_this_connection += 1
+                return Outcome("sent", reply, _code(reply), attempt)
+            except DeliveryError as exc:
+                reply, code = str(exc), exc.code
+                if exc.permanent:
+                    return Outcome("failed", reply, code, attempt)
+            except TransportError as exc:
+                if exc.fatal:
+                    raise
+                reply, code = str(exc), None
+                self.transport.close()
+                self.on_this_connection = 0
+        return Outcome("deferred", reply, code, self.plan.attempts)
+
+    def _pause_before_retry(self, attempt: int) -> None:
+        delay = min(MAX_BACKOFF, self.plan.retry_delay * 2 ** (attempt - 2))
+        delay *= random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+        self.plan.stop.wait(delay)
+
+
+def _code(reply: str) -> int | None:
+    head = reply.split(" ", 1)[0]
+    return int(head) if head.isdigit() else None

@@ -1,0 +1,94 @@
+"""The fast path: a digest's MIME message built once with markers where each
+subscriber's values go, then spliced per subscriber — about 20 µs instead of the few
+milliseconds an EmailMessage costs. `message_bytes` is proven identical to the slow path
+(`build_message(...).as_bytes()`) by the tests."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from digest.message import (
+    HEADER_POLICY,
+    Envelope,
+    _address,
+    address_digest,
+    build_message,
+    display_name,
+)
+from digest.models import RenderedDigest, Subscriber
+
+NAME, EMAIL, TOKEN, MID = "ZzNAMEzZ", "zzemailzz@marker.invalid", "ZzTOKENzZ", "ZzMIDzZ"
+MARKERS = re.compile("|".join(re.escape(m).encode().decode() for m in (NAME, EMAIL, TOKEN, MID))
+                     .encode())
+PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*")  # needs no quoting in a header
+
+
+@dataclass(frozen=True)
+class _Piece:
+    text: bytes
+    marker: bytes = b""
+    escaped: bool = False  # inside the HTML part
+
+
+class MessageTemplate:
+    """One digest's message with holes for name, address, unsubscribe token and Message-ID."""
+
+    def __init__(self, rendered: RenderedDigest, *, envelope: Envelope, digest_id: int,
+                 created_at: datetime, unsubscribe_base: str) -> None:
+        self.envelope = envelope
+        self.digest_id = digest_id
+        self.created_at = created_at
+        self.rendered = rendered
+        self.unsubscribe_base = unsubscribe_base
+        marker = Subscriber(email=EMAIL, name=NAME)
+        raw = build_message(rendered, marker, envelope=envelope, digest_id=digest_id,
+                            created_at=created_at,
+                            unsubscribe_url=f"{unsubscribe_base}{TOKEN}").as_bytes()
+        raw = raw.replace(address_digest(EMAIL).encode(), MID.encode())
+        to_start = raw.index(b"\r\nTo: ") + 2
+        to_end = raw.index(b"\r\n", to_start) + 2
+        self._head, self._tail = raw[:to_start], raw[to_end:]
+        html_start = self._tail.index(b"Content-Type: text/html")
+        self._pieces = self._split(self._tail, html_start)
+
+    @staticmethod
+    def _split(data: bytes, html_start: int) -> list[_Piece]:
+        pieces, last = [], 0
+        for match in MARKERS.finditer(data):
+            pieces.append(_Piece(data[last:match.start()], match.group(),
+                                 escaped=match.start() > html_start))
+            last = match.end()
+        pieces.append(_Piece(data[last:]))
+        return pieces
+
+    def message_bytes(self, subscriber: Subscriber, token: str) -> bytes:
+        """The complete message for one subscriber, byte for byte what build_message makes."""
+        name = display_name(subscriber.name)
+        email = subscriber.email.strip()
+        if not email.isascii():  # rare: SMTPUTF8 addresses take the slow path
+            return build_message(self.rendered, subscriber, envelope=self.envelope,
+                                 digest_id=self.digest_id, created_at=self.created_at,
+                                 unsubscribe_url=f"{self.unsubscribe_base}{token}").as_bytes()
+        raw = {NAME.encode(): name, EMAIL.encode(): email, TOKEN.encode(): token,
+               MID.encode(): address_digest(email)}
+        escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
+        out = [self._head, self._to_line(name, email)]
+        for piece in self._pieces:
+            out.append(piece.text)
+            if piece.marker:
+                out.append((escaped if piece.escaped else raw)[piece.marker].encode("utf-8"))
+        return b"".join(out)
+
+    def _to_line(self, name: str, email: str) -> bytes:
+        if email.isascii() and PLAIN_NAME.fullmatch(name) and "  " not in name:
+            return (f"To: {name} <{email}>\r\n" if name else f"To: {email}\r\n").encode()
+        return self._folded_to(name, email)
+
+    def _folded_to(self, name: str, email: str) -> bytes:
+        msg = EmailMessage(policy=HEADER_POLICY)
+        msg["To"] = _address(Subscriber(email=email, name=name))
+        return msg.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
