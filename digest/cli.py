@@ -130,6 +130,15 @@ def schedule(ctx: Context) -> None:
     log.info("scheduler stopped")
 
 
+@cli.command("send-test")
+@click.argument("address")
+@pass_context
+def send_test(ctx: Context, address: str) -> None:
+    """Send the next digest, marked [TEST], to ADDRESS without recording anything."""
+    reply, articles = pipeline.send_test(ctx.config, address)
+    click.echo(f"test digest with {articles} article(s) sent to {address}: {reply}")
+
+
 @cli.command()
 @pass_context
 def status(ctx: Context) -> None:
@@ -145,8 +154,8 @@ def status(ctx: Context) -> None:
     for stored, counts in recent:
         state = "unfinished" if stored.status == "sending" else stored.status
         click.echo(f"digest {stored.id}  {stored.created_at:%Y-%m-%d %H:%M} UTC  {state:<10} "
-                   f"sent {counts.sent}, failed {counts.failed}, pending {counts.pending}  "
-                   f"{stored.subject}")
+                   f"sent {counts.sent}, failed {counts.failed}, pending {counts.pending}, "
+                   f"deferred {counts.deferred}, skipped {counts.skipped}  {stored.subject}")
     subs = subscriber_list.read_list(ctx.config.subscribers_path)
     active = sum(1 for e in subs if e.subscriber.status == "active")
     click.echo(f"subscribers: {active} active of {len(subs)}")
@@ -294,8 +303,9 @@ def _print_report(report: RunReport) -> None:
         click.echo(f"articles:    {report.found} found, {report.new} new, "
                    f"{report.summarized} summarized")
     click.echo(f"recipients:  {report.recipients}")
-    click.echo(f"sent:        {report.sent}" + (f" ({report.failed} failed)"
-                                                 if report.failed else ""))
+    extra = ", ".join(f"{n} {what}" for n, what in ((report.failed, "failed"),
+                                                   (report.skipped, "skipped")) if n)
+    click.echo(f"sent:        {report.sent}" + (f" ({extra})" if extra else ""))
     if report.remaining:
         click.echo(f"pending:     {report.remaining}")
     if report.failures:

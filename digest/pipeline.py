@@ -3,6 +3,7 @@ and later the web app call. Side effects stay at the edges (fetcher, store, tran
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -310,6 +311,28 @@ def refuse_on_failure(report: PreflightReport) -> None:
         names = ", ".join(f"{c.name} ({c.detail})" for c in report.failed)
         raise PreflightError(f"preflight failed: {names}; nothing sent and nothing recorded "
                              "(fix it, or pass --force to send anyway)")
+
+
+def send_test(config: Config, address: str, *, name: str = "Test Reader",
+              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[str, int]:
+    """Send the next digest, marked [TEST], to one address; record nothing. Returns the
+    server's reply and the number of articles."""
+    address = subscriber_list.check_address(address)
+    rendered, result, _, _ = preview(config, now=now)
+    test = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
+    message = build_message(test, Subscriber(email=address, name=name),
+                            envelope=envelope(config), digest_id=0, created_at=now(),
+                            unsubscribe_url=unsubscribe_link(config, state_key(config),
+                                                             address))
+    transport = configured_transport(config)
+    transport.open()
+    try:
+        reply = transport.send(envelope_sender(config), address,
+                               message_signer(config)(message.as_bytes()),
+                               utf8=not address.isascii())
+    finally:
+        transport.close()
+    return reply, len(result.articles)
 
 
 def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:

@@ -12,12 +12,12 @@ class OutboxTransport:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.is_open = False
 
     def open(self) -> None:
         """Create the folder."""
         self.folder.mkdir(parents=True, exist_ok=True)
-
-    is_open = True
+        self.is_open = True
 
     def supports_smtputf8(self) -> bool:
         """Files take any address."""
@@ -34,3 +34,4 @@ class OutboxTransport:
 
     def close(self) -> None:
         """Nothing to release."""
+        self.is_open = False

@@ -1,6 +1,7 @@
 """A local SMTP server (aiosmtpd) that writes every message it receives to a folder
 as an .eml file, and keeps a copy in memory for whoever started it. Tests can make it
-slow (`delay`) or have it refuse chosen messages (`answer`)."""
+slow (`delay`), have it refuse chosen messages (`answer`) or hang up after every Nth
+message (`drop_every`)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,12 @@ def accept_all(_number: int, _recipient: str) -> str:
 
 
 class _Keeper:
-    def __init__(self, folder: Path | None, answer: Answer, delay: float) -> None:
+    def __init__(self, folder: Path | None, answer: Answer, delay: float,
+                 drop_every: int) -> None:
         self.folder = folder
         self.answer = answer
         self.delay = delay
+        self.drop_every = drop_every
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -54,6 +57,9 @@ class _Keeper:
             if not reply.startswith("250"):
                 return reply
             self.messages.append(received)
+            if self.drop_every and len(self.messages) % self.drop_every == 0:
+                # hang up right after accepting: the client finds out on its next command
+                asyncio.get_running_loop().call_later(0.01, server.transport.close)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             safe = "".join(c if c.isalnum() or c in "@.-" else "_" for c in received.recipients[0])
@@ -66,11 +72,13 @@ class SmtpSink:
     """aiosmtpd on 127.0.0.1 in its own thread; port 0 picks a free port."""
 
     def __init__(self, folder: Path | None = None, port: int = 0, host: str = "127.0.0.1",
-                 answer: Answer = accept_all, delay: float = 0.0, **server_options: Any) -> None:
-        self._keeper = _Keeper(folder, answer, delay)
+                 answer: Answer = accept_all, delay: float = 0.0, drop_every: int = 0,
+                 **server_options: Any) -> None:
+        self._keeper = _Keeper(folder, answer, delay, drop_every)
         self.host = host
+        options = {"decode_data": False, "enable_SMTPUTF8": True, **server_options}
         self.controller = Controller(self._keeper, hostname=host, port=port or _free_port(host),
-                                     decode_data=False, enable_SMTPUTF8=True, **server_options)
+                                     **options)
 
     @property
     def port(self) -> int:
