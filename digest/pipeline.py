@@ -25,9 +25,9 @@ from digest.errors import (
 from digest.gather import gather, make_fetcher
 from digest.message import (
     Envelope,
+    address_digest,
     build_message,
     dkim_signer,
-    message_id,
     sender_domain,
     web_version_url,
 )
@@ -41,7 +41,7 @@ from digest.models import (
 from digest.preflight import PreflightError, PreflightReport, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
 from digest.splice import MessageTemplate
-from digest.store import Store, StoredDigest, database_url
+from digest.store import LedgerWriter, Store, StoredDigest, database_url
 from digest.tokens import make_token, signing_key
 
 log = logging.getLogger(__name__)
@@ -143,16 +143,23 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
     key = state_key(config)
     sign = message_signer(config)
     gate = subscriber_list.ActiveGate(config.subscribers_path)
+    domain = sender_domain(env.from_address)
+    writers: list[LedgerWriter] = []
+    per_thread = threading.local()
 
     def message_for(subscriber: Subscriber) -> tuple[bytes, str]:
         token = make_token(key, "unsubscribe", subscriber.email)
         return (sign(template.message_bytes(subscriber, token)),
-                message_id(stored.id, subscriber.email, env.from_address))
+                f"<digest-{stored.id}.{address_digest(subscriber.email)}@{domain}>")
 
     def record(subscriber: Subscriber, outcome: Outcome, mid: str) -> None:
-        store.mark_delivery(stored.id, subscriber.email, status=outcome.status, message_id=mid,
-                            reply=outcome.reply, code=outcome.code, attempts=outcome.attempts,
-                            now=now())
+        writer = getattr(per_thread, "writer", None)
+        if writer is None:
+            writer = per_thread.writer = store.ledger_writer()
+            writers.append(writer)
+        writer.mark(stored.id, subscriber.email, status=outcome.status, message_id=mid,
+                    reply=outcome.reply, code=outcome.code, attempts=outcome.attempts,
+                    now=now())
         if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600 and \
                 store.hard_failures(subscriber.email) >= d.bounce_after:
             subscriber_list.set_status(config.subscribers_path, subscriber.email, "bounced")
@@ -169,7 +176,11 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
         max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
         retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
         limiter=RateLimiter(s.rate_per_second, s.rate_per_hour), stop=stop_requested, now=now)
-    tally = send_all(plan)
+    try:
+        tally = send_all(plan)
+    finally:
+        for writer in writers:
+            writer.close()
     if tally.paused:
         store.set_digest_status(stored.id, "paused")
     else:

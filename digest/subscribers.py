@@ -250,7 +250,15 @@ class ActiveGate:
             return False
         with self._lock:
             if stamp != self._stamp:
-                self._active = {comparison_key(e.subscriber.email) for e in read_list(self.path)
-                                if e.subscriber.status == "active"}
+                self._active = _active_keys(self.path)
                 self._stamp = stamp
             return comparison_key(email) in self._active
+
+
+def _active_keys(path: Path) -> set[str]:
+    """Comparison keys of the active rows; addresses were validated when they were written."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
+        return {comparison_key(row.get("email") or "") for row in reader
+                if (row.get("status") or "active").strip().lower() == "active"}

@@ -6,7 +6,6 @@ repeat at most the one message in flight per connection."""
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -18,7 +17,7 @@ from datetime import datetime
 from digest.deliver import Transport
 from digest.errors import DeliveryError, TransportError
 from digest.models import Subscriber
-from digest.progress import progress
+from digest.progress import Advance, progress
 
 log = logging.getLogger(__name__)
 
@@ -116,75 +115,51 @@ class SendPlan:
     now: Callable[[], datetime] = datetime.now
 
 
+class _SharedRecipients:
+    """The recipients iterator shared by the sending threads: each takes the next one under
+    a lock (cheaper than a feeding thread and a queue, on the hot path of every message)."""
+
+    def __init__(self, recipients: Iterator[Subscriber]) -> None:
+        self._recipients = recipients
+        self._lock = threading.Lock()
+
+    def next(self) -> Subscriber | None:
+        with self._lock:
+            return next(self._recipients, None)
+
+
 def send_all(plan: SendPlan) -> Tally:
     """Send to every recipient the plan yields; returns the counts. Stops early on a fatal
     transport error, a pause, or `plan.stop` (each thread finishes its message first)."""
     tally = Tally()
-    work: queue.Queue[Subscriber | None] = queue.Queue(maxsize=plan.connections * 50)
     halt = threading.Event()
-
-    def feed() -> None:
-        try:
-            _feed()
-        except BaseException as exc:  # re-raised by send_all in the calling thread
-            with tally.lock:
-                tally.crash = tally.crash or exc
-            halt.set()
-        finally:
-            for _ in range(plan.connections):
-                work.put(None)
-
-    def _feed() -> None:
-        for subscriber in plan.recipients:
-            while not (halt.is_set() or plan.stop.is_set()):
-                try:
-                    work.put(subscriber, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            if halt.is_set() or plan.stop.is_set():
-                break
-
+    recipients = _SharedRecipients(plan.recipients)
     with progress("Sending", plan.total) as advance:
-        def worker() -> None:
-            _Worker(plan, tally, halt, advance).run(work)
-
-        threads = [threading.Thread(target=feed, name="feed", daemon=True)]
-        threads += [threading.Thread(target=worker, name=f"smtp-{i}", daemon=True)
-                    for i in range(plan.connections)]
+        threads = [threading.Thread(target=_Worker(plan, tally, halt, advance).run,
+                                    args=(recipients,), name=f"smtp-{i}", daemon=True)
+                   for i in range(plan.connections)]
         for thread in threads:
             thread.start()
-        for thread in threads[1:]:
+        for thread in threads:
             thread.join()
-        halt.set()
-        _drain(work)
-        threads[0].join()
     if tally.crash is not None:
         raise tally.crash
     return tally
-
-
-def _drain(work: queue.Queue[Subscriber | None]) -> None:
-    while True:
-        try:
-            work.get_nowait()
-        except queue.Empty:
-            return
 
 
 class _Worker:
     """One connection's thread: takes recipients off the queue until told to stop."""
 
     def __init__(self, plan: SendPlan, tally: Tally, halt: threading.Event,
-                 advance: Callable[[int], None]) -> None:
+                 advance: Advance) -> None:
         self.plan, self.tally, self.halt, self.advance = plan, tally, halt, advance
         self.transport = plan.make_transport()
         self.on_this_connection = 0
 
-    def run(self, work: queue.Queue[Subscriber | None]) -> None:
+    def run(self, recipients: _SharedRecipients) -> None:
         try:
             while not (self.halt.is_set() or self.plan.stop.is_set()):
-                subscriber = work.get()
+                subscriber = recipients.next()
                 if subscriber is None:
                     return
                 self.one(subscriber)
@@ -217,7 +192,7 @@ class _Worker:
 
     def _record(self, subscriber: Subscriber, outcome: Outcome, message_id: str) -> None:
         self.plan.record(subscriber, outcome, message_id)
-        self.advance(1)
+        self.advance(1, **{outcome.status: 1})
         if outcome.status != "sent":
             log.warning("delivery to %s %s: %s", subscriber.email, outcome.status, outcome.reply)
         if self.tally.add(outcome.status, self.plan.pause_after):

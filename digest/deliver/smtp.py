@@ -3,6 +3,7 @@ with certificate checks, login when a username is set."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 
@@ -82,16 +83,14 @@ class SmtpTransport:
         smtp = self._smtp
         if smtp is None:
             raise TransportError(f"{self.where}: send() before open()", fatal=False)
+        options = " BODY=8BITMIME" if smtp.has_extn("8bitmime") else ""
+        if utf8:
+            options += " SMTPUTF8"
         try:
-            code, reply = smtp.mail(sender, ["SMTPUTF8", "BODY=8BITMIME"] if utf8 else [])
-            if code != 250:
-                self._reset()
-                raise _refusal(recipient, "MAIL FROM", code, reply)
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                self._reset()
-                raise _refusal(recipient, "RCPT TO", code, reply)
-            code, reply = smtp.data(message)
+            if smtp.has_extn("pipelining"):
+                code, reply = self._pipelined(smtp, sender, recipient, message, options)
+            else:
+                code, reply = self._one_by_one(smtp, sender, recipient, message, options)
             if code != 250:
                 self._reset()
                 raise _refusal(recipient, "end of DATA", code, reply)
@@ -103,6 +102,39 @@ class SmtpTransport:
             self._smtp = None
             raise TransportError(f"{self.where}: connection lost ({exc})", fatal=False) from None
         return f"{code} {_text(reply)}"
+
+    def _one_by_one(self, smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes,
+                    options: str) -> tuple[int, bytes]:
+        # putcmd rather than mail()/rcpt(): the addresses were validated long ago, and
+        # smtplib's re-parsing of them costs more than the rest of the command.
+        code, reply = _command(smtp, "mail", f"FROM:<{sender}>{options}")
+        if code != 250:
+            self._reset()
+            raise _refusal(recipient, "MAIL FROM", code, reply)
+        code, reply = _command(smtp, "rcpt", f"TO:<{recipient}>")
+        if code not in (250, 251):
+            self._reset()
+            raise _refusal(recipient, "RCPT TO", code, reply)
+        return _data(smtp, message)
+
+    def _pipelined(self, smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes,
+                   options: str) -> tuple[int, bytes]:
+        """MAIL, RCPT and DATA in one write (RFC 2920), then the body once DATA says 354."""
+        smtp.send(f"MAIL FROM:<{sender}>{options}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+        replies = [smtp.getreply() for _ in range(3)]
+        (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
+        if mail_code == 250 and rcpt_code in (250, 251) and data_code == 354:
+            smtp.send(_stuffed(message) + b".\r\n")
+            return smtp.getreply()
+        if data_code == 354:  # refused sender or recipient, yet DATA open: send nothing
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        self._reset()
+        if mail_code != 250:
+            raise _refusal(recipient, "MAIL FROM", mail_code, mail_reply)
+        if rcpt_code not in (250, 251):
+            raise _refusal(recipient, "RCPT TO", rcpt_code, rcpt_reply)
+        raise smtplib.SMTPDataError(data_code, data_reply)
 
     def _reset(self) -> None:
         try:
@@ -119,6 +151,29 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+def _command(smtp: smtplib.SMTP, name: str, argument: str) -> tuple[int, bytes]:
+    smtp.putcmd(name, argument)
+    return smtp.getreply()
+
+
+def _data(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
+    """DATA for a message that already has CRLF line endings (EmailMessage with policy
+    SMTP): dot-stuffing only when a line starts with a dot. smtplib.data() runs two regular
+    expressions over every 35 KB digest, most of its cost per message."""
+    code, reply = _command(smtp, "data", "")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(_stuffed(message) + b".\r\n")
+    return smtp.getreply()
+
+
+def _stuffed(message: bytes) -> bytes:
+    """The message with leading dots doubled and a final CRLF, ready for the closing dot."""
+    if message.startswith(b".") or b"\n." in message:
+        message = re.sub(rb"(?m)^\.", b"..", message)
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:

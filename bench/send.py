@@ -1,0 +1,238 @@
+"""Sending speed: a 10,000-subscriber digest with 1, 2 and 4 SMTP connections to a
+minimal asyncio SMTP sink (written here, in its own process, so the receiver is not the
+bottleneck), against a baseline measured in the same run that pushes the same number of
+pre-built messages through plain smtplib over the same number of connections. Our figure
+includes the per-message ledger commit, the subscriber re-check and the rate accounting.
+Then peak memory (max RSS of a fresh process) for 1,000, 10,000 and 100,000 subscribers.
+
+    .venv/bin/python bench/send.py [--subscribers 10000] [--memory 1000,10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import resource
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+# --- the sink --------------------------------------------------------------------------
+
+
+class _Sink(asyncio.Protocol):
+    """Just enough SMTP to accept mail and throw it away."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+        self.in_data = False
+        self.transport.write(b"220 sink ESMTP\r\n")  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.in_data:
+                end = self.buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    return
+                self.buffer = self.buffer[end + 5:]
+                self.in_data = False
+                self.transport.write(b"250 2.0.0 accepted\r\n")  # type: ignore[attr-defined]
+                continue
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                return
+            line, self.buffer = self.buffer[:end], self.buffer[end + 2:]
+            self.transport.write(self._answer(line.upper()))  # type: ignore[attr-defined]
+            if line.upper().startswith(b"QUIT"):
+                self.transport.close()  # type: ignore[attr-defined]
+                return
+
+    def _answer(self, line: bytes) -> bytes:
+        if line.startswith((b"EHLO", b"HELO")):
+            return b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+        if line.startswith(b"DATA"):
+            self.in_data = True
+            return b"354 go ahead\r\n"
+        if line.startswith(b"QUIT"):
+            return b"221 bye\r\n"
+        return b"250 ok\r\n"
+
+
+def _serve(port_queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Sink, "127.0.0.1", 0)
+        port_queue.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --- what is measured ------------------------------------------------------------------
+
+
+def _project(folder: Path, port: int, subscribers: int, connections: int) -> Path:
+    (folder / "subscribers").mkdir(parents=True, exist_ok=True)
+    with (folder / "subscribers" / "subscribers.csv").open("w", encoding="utf-8") as out:
+        out.write("email,name\n")
+        for i in range(subscribers):
+            out.write(f"reader{i:06d}@example.org,Reader {i}\n")
+    path = folder / "config.toml"
+    path.write_text(f"""
+[[sources]]
+name = "none"
+url = "http://127.0.0.1:9/feed/"
+[email]
+from = "Spacecraft Digest <digest@news.example>"
+templates = "{REPO / 'templates'}"
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+connections = {connections}
+max_per_connection = 100000
+""")
+    return path
+
+
+def _committed_digest(config_path: Path) -> None:
+    """A rendered 12-article digest and its ledger, as `digest run` commits them."""
+    from digest import subscribers
+    from digest.config import load_config
+    from digest.pipeline import open_store, render
+    from tests.test_email import big_digest
+
+    config = load_config(config_path)
+    digest = big_digest(12, image=False)
+    rendered = render(config, digest)
+    store = open_store(config)
+    store.create_digest(rendered, [i.article for i in digest.items],
+                        subscribers.iter_active(config.subscribers_path), datetime.now(UTC))
+    store.close()
+
+
+def ours(config_path: Path) -> dict[str, float]:
+    """Time `digest resume` sending the committed digest (child process)."""
+    import logging
+
+    from digest import pipeline
+    from digest.config import load_config
+
+    logging.disable(logging.INFO)
+    _committed_digest(config_path)
+    config = load_config(config_path)
+    cpu = _cpu()
+    started = time.perf_counter()
+    report = pipeline.resume(config)
+    elapsed = time.perf_counter() - started
+    return {"sent": report.sent, "seconds": elapsed, "cpu": _cpu() - cpu,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def baseline(port: int, count: int, connections: int) -> dict[str, float]:
+    """Plain smtplib: the same number of pre-built messages over the same connections."""
+    from digest.message import Envelope, build_message
+    from digest.models import Subscriber
+    from digest.render import RenderOptions, render_digest
+    from tests.test_email import big_digest
+
+    rendered = render_digest(big_digest(12, image=False), RenderOptions(
+        templates=REPO / "templates", subject_template="{{ title }}",
+        base_url="https://digest.example"))
+    envelope = Envelope(from_address="digest@news.example", reply_to="",
+                        list_id="x <x.news.example>", base_url="https://digest.example")
+    message = build_message(rendered, Subscriber("reader@example.org", "Reader"),
+                            envelope=envelope, digest_id=1, created_at=datetime.now(UTC),
+                            unsubscribe_url="https://digest.example/unsubscribe/t").as_bytes()
+
+    def push(n: int) -> None:
+        smtp = smtplib.SMTP("127.0.0.1", port)
+        for i in range(n):
+            smtp.sendmail("digest@news.example", [f"reader{i:06d}@example.org"], message)
+        smtp.quit()
+
+    share = [count // connections + (1 if i < count % connections else 0)
+             for i in range(connections)]
+    threads = [threading.Thread(target=push, args=(n,)) for n in share]
+    cpu = _cpu()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"sent": count, "seconds": time.perf_counter() - started, "cpu": _cpu() - cpu}
+
+
+def _child(kind: str, port: int, count: int, connections: int) -> dict[str, float]:
+    result = subprocess.run([sys.executable, __file__, "--child", kind, "--port", str(port),
+                             "--subscribers", str(count), "--connections", str(connections)],
+                            capture_output=True, text=True, check=True, cwd=REPO)
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--memory", default="1000,10000,100000")
+    parser.add_argument("--connections", type=int, default=0)
+    parser.add_argument("--child", choices=("ours", "baseline"))
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    if args.child == "baseline":
+        print(json.dumps(baseline(args.port, args.subscribers, args.connections)))
+        return 0
+    if args.child == "ours":
+        with tempfile.TemporaryDirectory() as folder:
+            path = _project(Path(folder), args.port, args.subscribers, args.connections)
+            print(json.dumps(ours(path)))
+        return 0
+
+    ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    sink = multiprocessing.Process(target=_serve, args=(ports,), daemon=True)
+    sink.start()
+    port = ports.get(timeout=10)
+    try:
+        print(f"{args.subscribers:,} messages of a 12-article digest to a local asyncio sink")
+        print(f"{'connections':>11}{'ours msg/s':>12}{'smtplib msg/s':>15}{'ratio':>8}"
+              f"{'ours CPU µs/msg':>17}{'smtplib CPU µs/msg':>20}")
+        worst = 1.0
+        for connections in (1, 2, 4):
+            mine = _child("ours", port, args.subscribers, connections)
+            base = _child("baseline", port, args.subscribers, connections)
+            assert mine["sent"] == args.subscribers, mine
+            ours_rate = mine["sent"] / mine["seconds"]
+            base_rate = base["sent"] / base["seconds"]
+            worst = min(worst, ours_rate / base_rate)
+            print(f"{connections:>11}{ours_rate:>12,.0f}{base_rate:>15,.0f}"
+                  f"{ours_rate / base_rate:>8.2f}{mine['cpu'] / mine['sent'] * 1e6:>17.0f}"
+                  f"{base['cpu'] / base['sent'] * 1e6:>20.0f}")
+        print(f"{'subscribers':>11}{'peak RSS MB':>12}{'msg/s':>9}  (4 connections)")
+        for count in (int(c) for c in args.memory.split(",") if c):
+            mine = _child("ours", port, count, 4)
+            print(f"{count:>11,}{mine['max_rss_mb']:>12.1f}{mine['sent'] / mine['seconds']:>9,.0f}")
+        print(f"gate (ours >= 0.8 x smtplib at every connection count): "
+              f"{'PASS' if worst >= 0.8 else 'FAIL'} (worst ratio {worst:.2f})")
+        return 0 if worst >= 0.8 else 1
+    finally:
+        sink.terminate()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
