@@ -510,9 +510,9 @@ class LedgerWriter:
         self._write_lock = write_lock
         self._text_times = engine.dialect.name == "sqlite"
         marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = (f"UPDATE deliveries SET status = {marker}, message_id = {marker}, reply = {marker}, "
-                     f"code = {marker}, attempts = attempts + {marker}, updated_at = {marker} "
-                     f"WHERE digest_id = {marker} AND email = {marker}")
+        self._sql = (f"UPDATE deliveries SET status = {marker}, message_id = {marker}, "
+                     f"reply = {marker}, code = {marker}, attempts = attempts + {marker}, "
+                     f"updated_at = {marker} WHERE digest_id = {marker} AND email = {marker}")
 
     def mark(self, digest_id: int, email: str, *, status: str, message_id: str, reply: str,
              code: int | None, attempts: int, now: datetime) -> None:

@@ -435,3 +435,25 @@ def test_unreachable_relay_is_fatal_and_keeps_everything_pending(tmp_path: Path,
     with pytest.raises(TransportError, match="cannot connect"):
         pipeline.run_cycle(config)
     assert set(ledger(tmp_path).values()) == {"pending"}
+
+
+def test_pipelined_sending_with_a_refused_recipient(tmp_path: Path, site: SiteServer) -> None:
+    from digest.demo.null_smtp import NullSmtpServer
+
+    everyone = many_subscribers(tmp_path, 12)
+    unknown = "reader0005@example.org"
+    with NullSmtpServer(refuse=lambda r: r == unknown) as relay:
+        report = pipeline.run_cycle(load_config(configured(tmp_path, site, relay.port)))
+        received = dict(relay.received)
+    assert report.sent == 11 and report.failed == 1
+    assert received == {address: 1 for address in everyone - {unknown}}
+    assert ledger(tmp_path)[unknown] == "failed"
+
+
+def test_dot_stuffing_and_final_line_ending() -> None:
+    from digest.deliver.smtp import _stuffed
+
+    assert _stuffed(b"a\r\n.b\r\n..c") == b"a\r\n..b\r\n...c\r\n"
+    assert _stuffed(b".start\r\n") == b"..start\r\n"
+    plain = b"no dots at line starts\r\n"
+    assert _stuffed(plain) is plain

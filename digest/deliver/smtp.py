@@ -86,6 +86,7 @@ class SmtpTransport:
         options = " BODY=8BITMIME" if smtp.has_extn("8bitmime") else ""
         if utf8:
             options += " SMTPUTF8"
+        smtp.command_encoding = "utf-8" if utf8 else "ascii"  # what smtplib's mail() sets
         try:
             if smtp.has_extn("pipelining"):
                 code, reply = self._pipelined(smtp, sender, recipient, message, options)
