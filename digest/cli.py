@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,10 @@ from typing import Any
 import click
 
 from digest import pipeline
-from digest import subscribers as subscriber_list
 from digest.config import Config, default_config_path, load_config
-from digest.errors import DigestError
+from digest.errors import DigestError, SubscriberError
 from digest.models import RunReport
+from digest.subscribers import SubscriberList
 
 log = logging.getLogger("digest")
 
@@ -156,9 +158,13 @@ def status(ctx: Context) -> None:
         click.echo(f"digest {stored.id}  {stored.created_at:%Y-%m-%d %H:%M} UTC  {state:<10} "
                    f"sent {counts.sent}, failed {counts.failed}, pending {counts.pending}, "
                    f"deferred {counts.deferred}, skipped {counts.skipped}  {stored.subject}")
-    subs = subscriber_list.read_list(ctx.config.subscribers_path)
-    active = sum(1 for e in subs if e.subscriber.status == "active")
-    click.echo(f"subscribers: {active} active of {len(subs)}")
+    store = pipeline.open_store(ctx.config)
+    try:
+        by_status = SubscriberList(store).count_by_status()
+    finally:
+        store.close()
+    click.echo(f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
+               + ", ".join(f"{status} {n}" for status, n in sorted(by_status.items())) + ")")
     for source in sources:
         if source.failing:
             click.echo(f"FAILING source {source.url}: {source.consecutive_failures} cycles in "
@@ -235,27 +241,45 @@ def summary_list(ctx: Context) -> None:
 
 @cli.group()
 def subscribers() -> None:
-    """Manage the subscriber list ([subscribers] path)."""
+    """Manage the subscriber list (kept in the state database; [subscribers] path is read
+    into it whenever the file changes)."""
+
+
+@contextmanager
+def _roster(ctx: Context) -> Iterator[SubscriberList]:
+    store = pipeline.open_store(ctx.config)
+    try:
+        roster = SubscriberList(store)
+        roster.sync_file(ctx.config.subscribers_path, datetime.now(UTC))
+        yield roster
+    finally:
+        store.close()
 
 
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", default="", help="Display name.")
+@click.option("--reactivate", is_flag=True,
+              help="Mail an address even though it unsubscribed, bounced or complained.")
 @pass_context
-def subscribers_add(ctx: Context, email: str, name: str) -> None:
+def subscribers_add(ctx: Context, email: str, name: str, reactivate: bool) -> None:
     """Add an address as an active subscriber."""
-    changed = subscriber_list.add_subscriber(ctx.config.subscribers_path, email, name,
-                                             datetime.now(UTC))
-    click.echo(f"{'added' if changed else 'already subscribed'}: {email}")
+    with _roster(ctx) as roster:
+        outcome = roster.add(email, name, datetime.now(UTC), reactivate=reactivate)
+    if outcome == "suppressed":
+        raise SubscriberError(f"{email}: unsubscribed, bounced or complained earlier; not "
+                              "added (pass --reactivate if they asked to be mailed again)")
+    click.echo(f"{ {'unchanged': 'already subscribed'}.get(outcome, outcome)}: {email}")
 
 
 @subscribers.command("remove")
 @click.argument("email")
 @pass_context
 def subscribers_remove(ctx: Context, email: str) -> None:
-    """Remove an address from the list."""
-    if not subscriber_list.remove_subscriber(ctx.config.subscribers_path, email):
-        raise DigestError(f"{email}: not on the list {ctx.config.subscribers_path}")
+    """Stop mailing an address (it becomes unsubscribed)."""
+    with _roster(ctx) as roster:
+        if not roster.remove(email, datetime.now(UTC)):
+            raise SubscriberError(f"{email}: not on the list (or already removed)")
     click.echo(f"removed: {email}")
 
 
@@ -263,24 +287,27 @@ def subscribers_remove(ctx: Context, email: str) -> None:
 @pass_context
 def subscribers_list(ctx: Context) -> None:
     """Print every subscriber with their status."""
-    entries = subscriber_list.read_list(ctx.config.subscribers_path)
-    for e in entries:
-        s = e.subscriber
-        click.echo(f"{s.email}\t{s.name}\t{s.status}")
-    click.echo(f"{len(entries)} subscriber(s)", err=True)
+    count = 0
+    with _roster(ctx) as roster:
+        for row in roster.rows():
+            click.echo(f"{row['email']}\t{row['name']}\t{row['status']}")
+            count += 1
+    click.echo(f"{count} subscriber(s)", err=True)
 
 
 @subscribers.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reactivate", is_flag=True,
+              help="Let rows re-activate addresses that unsubscribed, bounced or complained.")
 @pass_context
-def subscribers_import(ctx: Context, csv_file: Path) -> None:
-    """Merge a CSV (columns email,name[,status]) into the list."""
-    result = subscriber_list.import_csv(ctx.config.subscribers_path, csv_file,
-                                        datetime.now(UTC))
+def subscribers_import(ctx: Context, csv_file: Path, reactivate: bool) -> None:
+    """Merge a CSV (columns email[,name,status,subscribed_at,format]) into the list."""
+    with _roster(ctx) as roster:
+        result = roster.import_csv(csv_file, datetime.now(UTC), reactivate=reactivate)
     for problem in result.skipped:
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"imported: {result.added} added, {result.updated} updated, "
-               f"{len(result.skipped)} skipped")
+               f"{len(result.skipped)} skipped, {result.suppressed} left suppressed")
 
 
 @subscribers.command("export")
@@ -288,12 +315,46 @@ def subscribers_import(ctx: Context, csv_file: Path) -> None:
               help="Write to this file instead of standard output.")
 @pass_context
 def subscribers_export(ctx: Context, out: Path | None) -> None:
-    """Write the list as CSV (email,name,status,subscribed_at)."""
-    text = subscriber_list.export_csv(ctx.config.subscribers_path)
-    if out:
-        out.write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+    """Write the list as CSV (email,name,status,subscribed_at,format)."""
+    with _roster(ctx) as roster:
+        if out:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                count = roster.export_csv(handle)
+            click.echo(f"exported {count} subscriber(s) to {out}", err=True)
+        else:
+            roster.export_csv(sys.stdout)
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_context
+def subscribers_show(ctx: Context, email: str) -> None:
+    """Everything stored about one person."""
+    with _roster(ctx) as roster:
+        found = roster.show(email)
+    if found is None:
+        raise SubscriberError(f"{email}: nothing stored about this address")
+    row = found["subscriber"]
+    if row:
+        click.echo(f"email:       {row['email']}\nname:        {row['name']}\n"
+                   f"status:      {row['status']}\nformat:      {row['format']}\n"
+                   f"subscribed:  {row['subscribed_at']}\nupdated:     {row['updated_at']}")
+    click.echo(f"suppressed:  {'yes' if found['suppressed'] else 'no'}")
+    for event in found["events"]:
+        click.echo(f"event:       {event['at']}  {event['status']:<12} {event['cause']}")
+    for delivery in found["deliveries"]:
+        click.echo(f"digest:      {delivery['digest_id']}  {delivery['status']}  "
+                   f"{delivery['updated_at']}")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@pass_context
+def subscribers_forget(ctx: Context, email: str) -> None:
+    """Erase all personal data of EMAIL; keep only a hash so it is never mailed again."""
+    with _roster(ctx) as roster:
+        roster.forget(email, datetime.now(UTC))
+    click.echo(f"forgotten: {email} (only a hash remains, on the suppression list)")
 
 
 def _print_report(report: RunReport) -> None:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
-from digest import subscribers as subscriber_list
 from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver import Transport, configured_transport
@@ -42,6 +41,7 @@ from digest.preflight import PreflightError, PreflightReport, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
 from digest.splice import MessageTemplate
 from digest.store import LedgerWriter, Store, StoredDigest, database_url
+from digest.subscribers import StatusLookup, SubscriberList, check_address
 from digest.tokens import make_token, signing_key
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,17 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
                                created_at=stored.created_at, unsubscribe_base=base)
     key = state_key(config)
     sign = message_signer(config)
-    gate = subscriber_list.ActiveGate(config.subscribers_path)
+    roster = SubscriberList(store)
     domain = sender_domain(env.from_address)
-    writers: list[LedgerWriter] = []
+    connections: list[LedgerWriter | StatusLookup] = []
     per_thread = threading.local()
+
+    def still_wanted(subscriber: Subscriber) -> bool:
+        lookup = getattr(per_thread, "lookup", None)
+        if lookup is None:
+            lookup = per_thread.lookup = StatusLookup(store)
+            connections.append(lookup)
+        return bool(lookup.is_active(subscriber.email))
 
     def message_for(subscriber: Subscriber) -> tuple[bytes, str]:
         token = make_token(key, "unsubscribe", subscriber.email)
@@ -156,13 +163,14 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
         writer = getattr(per_thread, "writer", None)
         if writer is None:
             writer = per_thread.writer = store.ledger_writer()
-            writers.append(writer)
+            connections.append(writer)
         writer.mark(stored.id, subscriber.email, status=outcome.status, message_id=mid,
                     reply=outcome.reply, code=outcome.code, attempts=outcome.attempts,
                     now=now())
         if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600 and \
                 store.hard_failures(subscriber.email) >= d.bounce_after:
-            subscriber_list.set_status(config.subscribers_path, subscriber.email, "bounced")
+            roster.set_status(subscriber.email, "bounced", now(),
+                              f"{d.bounce_after} hard failures, last: {outcome.reply}")
             log.warning("%s marked bounced after %d hard failures", subscriber.email,
                         d.bounce_after)
 
@@ -171,7 +179,7 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
         recipients=store.pending_deliveries(stored.id),
         total=store.delivery_counts(stored.id).unsent,
         make_transport=make_transport, message_for=message_for, record=record,
-        still_wanted=lambda subscriber: gate.is_active(subscriber.email),
+        still_wanted=still_wanted,
         sender=envelope_sender(config), connections=s.connections,
         max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
         retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
@@ -179,8 +187,8 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
     try:
         tally = send_all(plan)
     finally:
-        for writer in writers:
-            writer.close()
+        for connection in connections:
+            connection.close()
     if tally.paused:
         store.set_digest_status(stored.id, "paused")
     else:
@@ -209,6 +217,8 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
     store = open_store(config)
     try:
         with store.lock("run", now()):
+            roster = SubscriberList(store)
+            roster.sync_file(config.subscribers_path, now())
             if not dry_run:
                 _resume_unfinished(config, store, factory, now, report)
             with make_fetcher(config) as fetcher:
@@ -232,15 +242,14 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
             if not force:
                 refuse_on_failure(checks)
             if dry_run:
-                report.recipients = subscriber_list.count_active(config.subscribers_path)
+                report.recipients = roster.count_by_status().get("active", 0)
                 report.notes.append("dry run: nothing sent, nothing recorded")
                 return report
-            digest_id = store.create_digest(
-                rendered, [i.article for i in digest.items],
-                subscriber_list.iter_active(config.subscribers_path), now())
+            digest_id = store.create_digest(rendered, [i.article for i in digest.items],
+                                            roster.iter_active(), now())
             if digest_id is None:
-                report.notes.append(f"no active subscribers in {config.subscribers_path}: "
-                                    "nothing sent, the articles stay new")
+                report.notes.append("no active subscribers: nothing sent, the articles stay "
+                                    "new")
                 return report
             report.digest_id = digest_id
             stored = store.get_digest(digest_id)
@@ -328,7 +337,7 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[str, int]:
     """Send the next digest, marked [TEST], to one address; record nothing. Returns the
     server's reply and the number of articles."""
-    address = subscriber_list.check_address(address)
+    address = check_address(address)
     rendered, result, _, _ = preview(config, now=now)
     test = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
     message = build_message(test, Subscriber(email=address, name=name),

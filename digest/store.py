@@ -116,6 +116,46 @@ summary_edits = Table(
     Column("digest_id", Integer, ForeignKey("digests.id")),
 )
 
+# The subscriber list. email_key is the address normalised for comparison; email keeps it
+# as typed for display. Every change of status is an event with its cause.
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_key", Text, nullable=False, unique=True),
+    Column("email", Text, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    # pending | active | unsubscribed | bounced | complained
+    Column("status", String(16), nullable=False),
+    Column("format", String(8), nullable=False, default="html"),  # html | text
+    Column("subscribed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+subscriber_events = Table(
+    "subscriber_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_key", Text, nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cause", Text, nullable=False),
+)
+
+# Addresses never to mail again unless an operator says so: sha256 of the email_key, so an
+# address that asked to be forgotten stays suppressed without being stored.
+suppressions = Table(
+    "suppressions", metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Bookkeeping for things synchronised from files (the subscriber CSV's fingerprint).
+settings_table = Table(
+    "settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 STALE_LOCK_AGE = timedelta(hours=12)
 FAILING_AFTER = 3
 
@@ -492,7 +532,7 @@ class Store:
             if _lock_alive(holder, now):
                 raise LockedError(
                     f"state database is locked by another {name} (host {holder.host}, "
-                    f"pid {holder.pid}, since {_as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)")
+                    f"pid {holder.pid}, since {as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)")
             # Stale: take it over only if nobody else did in the meantime.
             taken = conn.execute(update(locks).where(
                 locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
@@ -547,7 +587,7 @@ def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber
 def _lock_alive(holder: Any, now: datetime) -> bool:
     if holder.host == socket.gethostname():
         return _pid_alive(holder.pid)
-    return now - _as_utc(holder.acquired_at) < STALE_LOCK_AGE
+    return now - as_utc(holder.acquired_at) < STALE_LOCK_AGE
 
 
 def _pid_alive(pid: int) -> bool:
@@ -560,7 +600,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database, with its UTC zone (SQLite drops it)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -582,13 +623,13 @@ def _entry_from_json(payload: str) -> FeedEntry:
 
 def _source_state(row: Any) -> SourceState:
     return SourceState(url=row.url, etag=row.etag or "", last_modified=row.last_modified or "",
-                       last_success_at=_as_utc(row.last_success_at) if row.last_success_at
+                       last_success_at=as_utc(row.last_success_at) if row.last_success_at
                        else None, last_error=row.last_error or "",
                        consecutive_failures=row.consecutive_failures or 0)
 
 
 def _stored(row: Any) -> StoredDigest:
-    return StoredDigest(id=row.id, created_at=_as_utc(row.created_at), status=row.status,
+    return StoredDigest(id=row.id, created_at=as_utc(row.created_at), status=row.status,
                         subject=row.subject, html=row.html, text=row.text)
 
 
@@ -598,4 +639,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")  # forgotten subscribers leave no trace on disk
     cursor.close()

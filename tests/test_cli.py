@@ -75,16 +75,24 @@ def test_subscribers_commands(project: Project, tmp_path: Path) -> None:
     assert "removed: bob@example.org" in sub("remove", "bob@example.org").stdout
     missing = sub("remove", "bob@example.org")
     assert missing.returncode == 1 and "error: bob@example.org: not on the list" in missing.stderr
+    again = sub("add", "bob@example.org")
+    assert again.returncode == 1 and "pass --reactivate" in again.stderr
+    assert "updated: bob@example.org" in sub("add", "bob@example.org", "--reactivate").stdout
     incoming = tmp_path / "import.csv"
     incoming.write_text("email,name\ncy@example.org,Cy\nbad-address,Dee\n", encoding="utf-8")
     imported = sub("import", str(incoming))
-    assert "imported: 1 added, 0 updated, 1 skipped" in imported.stdout
+    assert "imported: 1 added, 0 updated, 1 skipped, 0 left suppressed" in imported.stdout
     assert f"{incoming}: line 3:" in imported.stderr
     exported = sub("export").stdout
-    assert exported.startswith("email,name,status,subscribed_at\n")
+    assert exported.startswith("email,name,status,subscribed_at,format\n")
     assert "cy@example.org,Cy,active," in exported
     bad = sub("add", "not-an-address")
     assert bad.returncode == 1 and "not a valid email address" in bad.stderr
+    shown = sub("show", "cy@example.org").stdout
+    assert "status:      active" in shown and "imported from import.csv" in shown
+    assert "forgotten: cy@example.org" in sub("forget", "cy@example.org").stdout
+    assert "cy@example.org" not in sub("export").stdout
+    assert sub("show", "cy@example.org").stdout.strip() == "suppressed:  yes"
 
 
 def test_status_shows_digests_and_subscribers(project: Project, smtp: SmtpSink) -> None:

@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest import pipeline
-from digest import subscribers as subscriber_list
+from digest.store import Store, database_url
+from digest.subscribers import SubscriberList
 from digest.config import load_config
 from digest.deliver.engine import RateLimiter
 from digest.demo.site import SiteServer
@@ -182,18 +183,23 @@ def test_hard_failures_mark_the_address_bounced_and_it_is_not_mailed_again(
                   else "250 OK") as relay:
         path = configured(tmp_path, site, relay.port, delivery="bounce_after = 2")
         pipeline.run_cycle(load_config(path))
-        statuses = {e.subscriber.email: e.subscriber.status for e in
-                    subscriber_list.read_list(tmp_path / "subscribers" / "subscribers.csv")}
-        assert statuses[gone] == "active"  # one hard failure is not yet a bounce
+        assert _status(tmp_path, gone) == "active"  # one hard failure is not yet a bounce
         site.site.articles.insert(0, _fresh_article("second"))
         pipeline.run_cycle(load_config(path))
-        statuses = {e.subscriber.email: e.subscriber.status for e in
-                    subscriber_list.read_list(tmp_path / "subscribers" / "subscribers.csv")}
-        assert statuses[gone] == "bounced"
+        assert _status(tmp_path, gone) == "bounced"
         site.site.articles.insert(0, _fresh_article("third"))
         before = len(relay.messages)
         report = pipeline.run_cycle(load_config(path))
         assert report.recipients == 2 and len(relay.messages) == before + 2
+
+
+def _status(folder: Path, email: str) -> str:
+    db = sqlite3.connect(folder / "state" / "digest.sqlite3")
+    try:
+        return str(db.execute("SELECT status FROM subscribers WHERE email_key = ?",
+                              (email,)).fetchone()[0])
+    finally:
+        db.close()
 
 
 def _fresh_article(slug: str):  # type: ignore[no-untyped-def]
@@ -295,14 +301,18 @@ def test_an_address_unsubscribed_after_the_digest_was_built_gets_nothing(
         tmp_path: Path, site: SiteServer) -> None:
     many_subscribers(tmp_path, 30)
     leaver = "reader0029@example.org"
-    csv_path = tmp_path / "subscribers" / "subscribers.csv"
     with SmtpSink(delay=0.03) as relay:
         config = load_config(configured(tmp_path, site, relay.port,
                                         smtp_extra="connections = 1"))
 
         def unsubscribe_soon() -> None:
             _wait_for(lambda: len(relay.messages) >= 2)
-            subscriber_list.set_status(csv_path, leaver, "unsubscribed")
+            store = Store(database_url(config.state.database, config.path.parent))
+            try:
+                SubscriberList(store).set_status(leaver, "unsubscribed", datetime.now(UTC),
+                                                 "one-click unsubscribe")
+            finally:
+                store.close()
 
         helper = threading.Thread(target=unsubscribe_soon)
         helper.start()

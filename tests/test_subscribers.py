@@ -1,85 +1,140 @@
+"""The subscriber list in the state database, and CSV as its exchange format."""
+
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from digest import subscribers
 from digest.errors import SubscriberError
+from digest.store import Store
+from digest.subscribers import SubscriberList, address_hash, parse_csv
 
 NOW = datetime(2026, 11, 26, 7, tzinfo=UTC)
 
 
-def test_csv_with_just_email_and_name_imports_active_subscribers(tmp_path: Path) -> None:
-    source = tmp_path / "in.csv"
-    source.write_text("email,name\nada@example.org,Ada Lovelace\nyuri@example.net,Юрий\n",
-                      encoding="utf-8")
-    target = tmp_path / "subscribers" / "list.csv"
-    result = subscribers.import_csv(target, source, NOW)
+@pytest.fixture
+def roster(tmp_path: Path) -> SubscriberList:
+    return SubscriberList(Store(f"sqlite:///{tmp_path / 'state.sqlite3'}"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def active(roster: SubscriberList) -> list[tuple[str, str]]:
+    return [(s.email, s.name) for s in roster.iter_active()]
+
+
+def test_csv_with_just_email_and_name_imports_active_subscribers(roster: SubscriberList,
+                                                                  tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada Lovelace\n"
+                                        "yuri@example.net,Юрий\n")
+    result = roster.import_csv(source, NOW)
     assert (result.added, result.updated, result.skipped) == (2, 0, ())
-    active = subscribers.active_subscribers(target)
-    assert [(s.email, s.name) for s in active] == [("ada@example.org", "Ada Lovelace"),
-                                                   ("yuri@example.net", "Юрий")]
+    assert active(roster) == [("ada@example.org", "Ada Lovelace"), ("yuri@example.net", "Юрий")]
 
 
-def test_bad_rows_are_reported_with_their_line_and_skipped(tmp_path: Path) -> None:
-    source = tmp_path / "in.csv"
-    source.write_text("email,name\nada@example.org,Ada\nnot-an-address,Bob\n"
-                      "ADA@example.org,Ada again\ncy@example.org,Cy\n", encoding="utf-8")
-    target = tmp_path / "list.csv"
-    result = subscribers.import_csv(target, source, NOW)
-    assert result.added == 2
-    assert len(result.skipped) == 2
+def test_bad_rows_are_reported_with_their_line_and_skipped(roster: SubscriberList,
+                                                           tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\nnot-an-address,Bob\n"
+                                        "ADA@example.org,Ada again\ncy@example.org,Cy\n")
+    result = roster.import_csv(source, NOW)
+    assert result.added == 2 and len(result.skipped) == 2
     assert result.skipped[0].startswith(f"{source}: line 3: 'not-an-address' is not a valid")
     assert result.skipped[1] == f"{source}: line 4: duplicate of an earlier row; merged"
 
 
-def test_import_is_idempotent(tmp_path: Path) -> None:
-    source = tmp_path / "in.csv"
-    source.write_text("email,name\nada@example.org,Ada\n", encoding="utf-8")
-    target = tmp_path / "list.csv"
-    subscribers.import_csv(target, source, NOW)
-    again = subscribers.import_csv(target, source, NOW)
+def test_import_is_idempotent(roster: SubscriberList, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\n")
+    roster.import_csv(source, NOW)
+    again = roster.import_csv(source, NOW)
     assert (again.added, again.updated) == (0, 0)
-    assert len(subscribers.read_list(target)) == 1
+    assert len(list(roster.rows())) == 1
 
 
-def test_header_without_email_column_is_refused(tmp_path: Path) -> None:
-    source = tmp_path / "in.csv"
-    source.write_text("address,name\nada@example.org,Ada\n", encoding="utf-8")
+def test_import_never_reactivates_a_suppressed_address(roster: SubscriberList,
+                                                       tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\nbob@example.org,Bob\n"
+                                        "cy@example.org,Cy\n")
+    roster.import_csv(source, NOW)
+    roster.set_status("ada@example.org", "unsubscribed", NOW, "one-click unsubscribe")
+    roster.set_status("bob@example.org", "bounced", NOW, "550 no such user")
+    roster.set_status("cy@example.org", "complained", NOW, "feedback loop")
+    result = roster.import_csv(source, NOW)
+    assert result.suppressed == 3 and active(roster) == []
+    forced = roster.import_csv(source, NOW, reactivate=True)
+    assert forced.updated == 3 and len(active(roster)) == 3
+
+
+def test_header_without_email_column_is_refused(roster: SubscriberList, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", "address,name\nada@example.org,Ada\n")
     with pytest.raises(SubscriberError, match=r"in.csv: line 1: header row must have"):
-        subscribers.import_csv(tmp_path / "list.csv", source, NOW)
+        roster.import_csv(source, NOW)
 
 
-def test_add_remove_and_export_round_trip(tmp_path: Path) -> None:
-    target = tmp_path / "list.csv"
-    assert subscribers.add_subscriber(target, "ada@example.org", "Ada", NOW)
-    assert not subscribers.add_subscriber(target, "ADA@example.org", "", NOW)
-    assert subscribers.add_subscriber(target, "bob@example.org", "Bob", NOW)
-    exported = subscribers.export_csv(target)
-    assert exported.splitlines()[0] == "email,name,status,subscribed_at"
-    assert "ada@example.org,Ada,active,2026-11-26T07:00:00+00:00" in exported
-    assert subscribers.remove_subscriber(target, "Bob@Example.org")
-    assert not subscribers.remove_subscriber(target, "bob@example.org")
-    assert [s.email for s in subscribers.active_subscribers(target)] == ["ada@example.org"]
+def test_add_remove_export_round_trip(roster: SubscriberList) -> None:
+    assert roster.add("Ada@Example.org", "Ada", NOW) == "added"
+    assert roster.add("ada@example.org", "", NOW) == "unchanged"
+    assert roster.get("ADA@EXAMPLE.ORG")["email"] == "Ada@Example.org"  # kept as typed
+    assert roster.add("bob@example.org", "Bob", NOW) == "added"
+    out = io.StringIO()
+    assert roster.export_csv(out) == 2
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "email,name,status,subscribed_at,format"
+    assert "Ada@Example.org,Ada,active,2026-11-26T07:00:00+00:00,html" in lines
+    assert roster.remove("bob@example.org", NOW)
+    assert active(roster) == [("Ada@Example.org", "Ada")]
+    assert roster.add("bob@example.org", "Bob", NOW) == "suppressed"
+    assert roster.add("bob@example.org", "Bob", NOW, reactivate=True) == "updated"
 
 
-def test_adding_a_bad_address_is_refused(tmp_path: Path) -> None:
+def test_adding_a_bad_address_is_refused(roster: SubscriberList) -> None:
     with pytest.raises(SubscriberError, match="'ada@' is not a valid email address"):
-        subscribers.add_subscriber(tmp_path / "list.csv", "ada@", "", NOW)
+        roster.add("ada@", "", NOW)
 
 
-def test_a_bad_row_in_the_list_is_skipped_with_a_warning(tmp_path: Path,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    target = tmp_path / "list.csv"
-    target.write_text("email,name,status\nada@example.org,Ada,active\nbroken,X,active\n"
-                      "bob@example.org,Bob,sleeping\n", encoding="utf-8")
-    assert [s.email for s in subscribers.active_subscribers(target)] == ["ada@example.org"]
-    assert f"{target}: line 3" in caplog.text and f"{target}: line 4: unknown status" in caplog.text
+def test_every_change_is_recorded_with_its_cause(roster: SubscriberList) -> None:
+    roster.add("ada@example.org", "Ada", NOW, status="pending", cause="web form")
+    roster.set_status("ada@example.org", "active", NOW, "confirmed by link")
+    roster.set_status("ada@example.org", "unsubscribed", NOW, "one-click unsubscribe")
+    shown = roster.show("ada@example.org")
+    assert shown is not None and shown["suppressed"]
+    assert [(e["status"], e["cause"]) for e in shown["events"]] == [
+        ("pending", "web form"), ("active", "confirmed by link"),
+        ("unsubscribed", "one-click unsubscribe")]
 
 
-def test_unsubscribed_rows_are_not_mailed(tmp_path: Path) -> None:
-    target = tmp_path / "list.csv"
-    target.write_text("email,name,status\nada@example.org,Ada,unsubscribed\n", encoding="utf-8")
-    assert subscribers.active_subscribers(target) == []
+def test_forget_erases_everything_but_a_hash(roster: SubscriberList, tmp_path: Path) -> None:
+    roster.add("ada@example.org", "Ada Lovelace", NOW)
+    assert roster.forget("ADA@example.org", NOW)
+    assert roster.get("ada@example.org") is None
+    assert roster.show("ada@example.org") == {"subscriber": None, "events": [],
+                                              "deliveries": [], "suppressed": True}
+    assert roster.is_suppressed("ada@example.org")
+    assert roster.add("ada@example.org", "Ada", NOW) == "suppressed"
+    database = (tmp_path / "state.sqlite3").read_bytes()
+    wal = tmp_path / "state.sqlite3-wal"
+    database += wal.read_bytes() if wal.exists() else b""
+    assert b"Lovelace" not in database and b"ada@example.org" not in database.lower()
+    assert address_hash("ada@example.org").encode() in database
+
+
+def test_the_configured_file_is_read_in_when_it_changes(roster: SubscriberList,
+                                                       tmp_path: Path) -> None:
+    path = write(tmp_path / "subscribers.csv", "email,name\nada@example.org,Ada\n")
+    assert roster.sync_file(path, NOW).added == 1
+    assert roster.sync_file(path, NOW) is None  # unchanged: not read again
+    write(path, "email,name\nada@example.org,Ada\nbob@example.org,Bob\n")
+    assert roster.sync_file(path, NOW).added == 1
+    assert len(active(roster)) == 2
+
+
+def test_csv_parsing_keeps_names_and_formats() -> None:
+    entries, problems = parse_csv("email,name,format\na@example.org,  A  B ,text\n"
+                                  "b@example.org,B,pdf\n", "x.csv")
+    assert entries[0].subscriber.name == "A B" and entries[0].format == "text"
+    assert problems == ["x.csv: line 3: unknown format 'pdf' (html or text); row skipped"]
