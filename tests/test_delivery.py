@@ -22,8 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest import pipeline
-from digest.store import Store, database_url
-from digest.subscribers import SubscriberList
 from digest.config import load_config
 from digest.deliver.engine import RateLimiter
 from digest.demo.site import SiteServer
@@ -32,6 +30,8 @@ from digest.errors import DigestError, TransportError
 from digest.message import Envelope, build_message
 from digest.models import Subscriber
 from digest.splice import MessageTemplate
+from digest.store import Store, database_url
+from digest.subscribers import SubscriberList
 from tests.conftest import Project, parse, write_config
 from tests.test_cli import digest
 from tests.test_email import big_digest, options
