@@ -55,17 +55,19 @@ max_per_connection = 100000
 
 def _committed_digest(config_path: Path) -> None:
     """A rendered 12-article digest and its ledger, as `digest run` commits them."""
-    from digest import subscribers
     from digest.config import load_config
     from digest.pipeline import open_store, render
+    from digest.subscribers import SubscriberList
     from tests.test_email import big_digest
 
     config = load_config(config_path)
     digest = big_digest(12, image=False)
     rendered = render(config, digest)
     store = open_store(config)
-    store.create_digest(rendered, [i.article for i in digest.items],
-                        subscribers.iter_active(config.subscribers_path), datetime.now(UTC))
+    roster = SubscriberList(store)
+    roster.sync_file(config.subscribers_path, datetime.now(UTC))
+    store.create_digest(rendered, [i.article for i in digest.items], roster.iter_active(),
+                        datetime.now(UTC))
     store.close()
 
 

@@ -132,6 +132,18 @@ def schedule(ctx: Context) -> None:
     log.info("scheduler stopped")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (put a reverse proxy in front in production).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Run the web app (subscribe, confirm, unsubscribe) under waitress."""
+    from digest.web import serve as serve_app
+
+    serve_app(ctx.config, host, port)
+
+
 @cli.command("send-test")
 @click.argument("address")
 @pass_context

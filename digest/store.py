@@ -129,6 +129,7 @@ subscribers = Table(
     Column("format", String(8), nullable=False, default="html"),  # html | text
     Column("subscribed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("confirm_sent_at", DateTime(timezone=True)),  # last confirmation email
 )
 
 subscriber_events = Table(

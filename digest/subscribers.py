@@ -234,18 +234,16 @@ class SubscriberList:
 
     def import_entries(self, entries: Iterable[ListEntry], now: datetime, *, cause: str,
                        reactivate: bool = False) -> ImportResult:
-        """Merge rows into the list, in batches of one transaction each."""
+        """Merge rows into the list, a batch per transaction: one query for the rows and
+        suppressions a batch already has, one bulk insert for the new ones."""
         added = updated = suppressed = 0
         batch: list[ListEntry] = []
 
         def flush() -> None:
             nonlocal added, updated, suppressed
             with self.engine.begin() as conn:
-                for entry in batch:
-                    outcome = self._upsert(conn, entry, now, cause, reactivate)
-                    added += outcome == "added"
-                    updated += outcome == "updated"
-                    suppressed += outcome == "suppressed"
+                a, u, s = self._import_batch(conn, batch, now, cause, reactivate)
+            added, updated, suppressed = added + a, updated + u, suppressed + s
             batch.clear()
 
         for entry in entries:
@@ -255,6 +253,47 @@ class SubscriberList:
         if batch:
             flush()
         return ImportResult(added=added, updated=updated, skipped=(), suppressed=suppressed)
+
+    def _import_batch(self, conn: Any, batch: list[ListEntry], now: datetime, cause: str,
+                      reactivate: bool) -> tuple[int, int, int]:
+        keys = [comparison_key(e.subscriber.email) for e in batch]
+        known = {row.email_key: row for row in conn.execute(
+            select(subscribers.c.email_key, subscribers.c.name, subscribers.c.status,
+                   subscribers.c.format).where(subscribers.c.email_key.in_(keys)))}
+        hashes = {address_hash(k): k for k in keys}
+        blocked = {hashes[row.email_hash] for row in conn.execute(
+            select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(hashes)))}
+        fresh, events, new_suppressions = [], [], []
+        updated = suppressed = 0
+        for key, entry in zip(keys, batch, strict=True):
+            s = entry.subscriber
+            if key in known:
+                row = known[key]
+                if (row.status, row.format) == (s.status, entry.format) and \
+                        (not s.name or s.name == row.name):
+                    continue  # unchanged: the common case when a list is imported again
+                outcome = self._upsert(conn, entry, now, cause, reactivate)
+                updated += outcome == "updated"
+                suppressed += outcome == "suppressed"
+                continue
+            if s.status in ("active", "pending") and key in blocked and not reactivate:
+                suppressed += 1
+                continue
+            if reactivate and key in blocked and s.status in ("active", "pending"):
+                conn.execute(delete(suppressions).where(
+                    suppressions.c.email_hash == address_hash(key)))
+            fresh.append({"email_key": key, "email": s.email, "name": s.name,
+                          "status": s.status, "format": entry.format, "updated_at": now,
+                          "subscribed_at": _parse_time(entry.subscribed_at, now)})
+            events.append({"email_key": key, "at": now, "status": s.status, "cause": cause})
+            if s.status in SUPPRESSING and key not in blocked:
+                new_suppressions.append({"email_hash": address_hash(key), "reason": s.status,
+                                         "at": now})
+        for table, rows in ((subscribers, fresh), (subscriber_events, events),
+                            (suppressions, new_suppressions)):
+            if rows:
+                conn.execute(insert(table), rows)
+        return len(fresh), updated, suppressed
 
     def import_csv(self, source: Path, now: datetime, *, reactivate: bool = False
                    ) -> ImportResult:
