@@ -72,14 +72,14 @@ def _committed_digest(config_path: Path) -> None:
 
 
 def ours(config_path: Path) -> dict[str, float]:
-    """Time `digest resume` sending the committed digest (child process)."""
+    """Time `digest resume` sending the committed digest (in a process of its own, so its
+    peak memory is the send's alone)."""
     import logging
 
     from digest import pipeline
     from digest.config import load_config
 
     logging.disable(logging.INFO)
-    _committed_digest(config_path)
     config = load_config(config_path)
     cpu = _cpu()
     started = time.perf_counter()
@@ -129,10 +129,18 @@ def baseline(port: int, count: int, connections: int) -> dict[str, float]:
 
 
 def _child(kind: str, port: int, count: int, connections: int) -> dict[str, float]:
-    result = subprocess.run([sys.executable, __file__, "--child", kind, "--port", str(port),
-                             "--subscribers", str(count), "--connections", str(connections)],
-                            capture_output=True, text=True, check=True, cwd=REPO)
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory() as folder:
+        if kind == "ours":
+            _project(Path(folder), port, count, connections)
+            _run(["--child", "prepare", "--project", folder])
+        result = _run(["--child", kind, "--project", folder, "--port", str(port),
+                       "--subscribers", str(count), "--connections", str(connections)])
+    return dict(json.loads(result.strip().splitlines()[-1]))
+
+
+def _run(arguments: list[str]) -> str:
+    return subprocess.run([sys.executable, __file__, *arguments], capture_output=True,
+                          text=True, check=True, cwd=REPO).stdout
 
 
 def main() -> int:
@@ -140,16 +148,18 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--memory", default="1000,10000,100000")
     parser.add_argument("--connections", type=int, default=0)
-    parser.add_argument("--child", choices=("ours", "baseline"))
+    parser.add_argument("--child", choices=("prepare", "ours", "baseline"))
+    parser.add_argument("--project", default="")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     if args.child == "baseline":
         print(json.dumps(baseline(args.port, args.subscribers, args.connections)))
         return 0
+    if args.child == "prepare":
+        _committed_digest(Path(args.project) / "config.toml")
+        return 0
     if args.child == "ours":
-        with tempfile.TemporaryDirectory() as folder:
-            path = _project(Path(folder), args.port, args.subscribers, args.connections)
-            print(json.dumps(ours(path)))
+        print(json.dumps(ours(Path(args.project) / "config.toml")))
         return 0
 
     # The receiver runs in a process of its own so it never competes with the sender.

@@ -271,13 +271,15 @@ def _roster(ctx: Context) -> Iterator[SubscriberList]:
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", default="", help="Display name.")
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html",
+              show_default=True, help="HTML with a text part, or plain text only.")
 @click.option("--reactivate", is_flag=True,
               help="Mail an address even though it unsubscribed, bounced or complained.")
 @pass_context
-def subscribers_add(ctx: Context, email: str, name: str, reactivate: bool) -> None:
+def subscribers_add(ctx: Context, email: str, name: str, fmt: str, reactivate: bool) -> None:
     """Add an address as an active subscriber."""
     with _roster(ctx) as roster:
-        outcome = roster.add(email, name, datetime.now(UTC), reactivate=reactivate)
+        outcome = roster.add(email, name, datetime.now(UTC), reactivate=reactivate, format=fmt)
     if outcome == "suppressed":
         raise SubscriberError(f"{email}: unsubscribed, bounced or complained earlier; not "
                               "added (pass --reactivate if they asked to be mailed again)")

@@ -100,8 +100,9 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
     # 8bit bodies: the renderer keeps lines short, and the spliced fast path relies on the
     # bodies holding each value verbatim (no quoted-printable).
     msg.set_content(text_part, subtype="plain", charset="utf-8", cte="8bit")
-    msg.add_alternative(html_part, subtype="html", charset="utf-8", cte="8bit")
-    msg.set_boundary(boundary(digest_id))
+    if subscriber.format != "text":  # text-only readers get the text part alone
+        msg.add_alternative(html_part, subtype="html", charset="utf-8", cte="8bit")
+        msg.set_boundary(boundary(digest_id))
     return msg
 
 

@@ -94,6 +94,7 @@ class Subscriber:
     email: str
     name: str = ""
     status: str = "active"
+    format: str = "html"  # html (multipart) | text (plain text only)
 
 
 @dataclass(frozen=True)

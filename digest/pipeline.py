@@ -138,8 +138,9 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
                     expired, d.deferred_lifetime_hours)
     env = envelope(config)
     base = f"{config.email.base_url.rstrip('/')}/unsubscribe/"
-    template = MessageTemplate(stored.rendered, envelope=env, digest_id=stored.id,
-                               created_at=stored.created_at, unsubscribe_base=base)
+    templates = {fmt: MessageTemplate(stored.rendered, envelope=env, digest_id=stored.id,
+                                      created_at=stored.created_at, unsubscribe_base=base,
+                                      text_only=fmt == "text") for fmt in ("html", "text")}
     key = state_key(config)
     sign = message_signer(config)
     roster = SubscriberList(store)
@@ -156,6 +157,7 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
 
     def message_for(subscriber: Subscriber) -> tuple[bytes, str]:
         token = make_token(key, "unsubscribe", subscriber.email)
+        template = templates["text" if subscriber.format == "text" else "html"]
         return (sign(template.message_bytes(subscriber, token)),
                 f"<digest-{stored.id}.{address_digest(subscriber.email)}@{domain}>")
 

@@ -38,13 +38,13 @@ class MessageTemplate:
     """One digest's message with holes for name, address, unsubscribe token and Message-ID."""
 
     def __init__(self, rendered: RenderedDigest, *, envelope: Envelope, digest_id: int,
-                 created_at: datetime, unsubscribe_base: str) -> None:
+                 created_at: datetime, unsubscribe_base: str, text_only: bool = False) -> None:
         self.envelope = envelope
         self.digest_id = digest_id
         self.created_at = created_at
         self.rendered = rendered
         self.unsubscribe_base = unsubscribe_base
-        marker = Subscriber(email=EMAIL, name=NAME)
+        marker = Subscriber(email=EMAIL, name=NAME, format=text_only and "text" or "html")
         raw = build_message(rendered, marker, envelope=envelope, digest_id=digest_id,
                             created_at=created_at,
                             unsubscribe_url=f"{unsubscribe_base}{TOKEN}").as_bytes()
@@ -52,7 +52,8 @@ class MessageTemplate:
         to_start = raw.index(b"\r\nTo: ") + 2
         to_end = raw.index(b"\r\n", to_start) + 2
         self._head, self._tail = raw[:to_start], raw[to_end:]
-        html_start = self._tail.index(b"Content-Type: text/html")
+        html_start = self._tail.find(b"Content-Type: text/html")
+        html_start = len(self._tail) if html_start < 0 else html_start
         self._pieces = self._split(self._tail, html_start)
 
     @staticmethod

@@ -67,6 +67,7 @@ deliveries = Table(
     Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
     Column("email", Text, nullable=False),
     Column("name", Text, nullable=False),
+    Column("format", String(8), nullable=False, default="html"),
     # pending | sent | failed | deferred | skipped
     Column("status", String(16), nullable=False),
     Column("message_id", Text),
@@ -367,7 +368,8 @@ class Store:
             for batch in _batches(recipients, 1000):
                 conn.execute(self._insert_ignoring_duplicates(deliveries), [
                     {"digest_id": digest_id, "email": s.email, "name": s.name,
-                     "status": "pending", "updated_at": now, "attempts": 0} for s in batch])
+                     "format": s.format, "status": "pending", "updated_at": now,
+                     "attempts": 0} for s in batch])
                 added += len(batch)
             if not added:
                 conn.rollback()
@@ -436,14 +438,15 @@ class Store:
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(deliveries.c.id, deliveries.c.email, deliveries.c.name)
+                    select(deliveries.c.id, deliveries.c.email, deliveries.c.name,
+                           deliveries.c.format)
                     .where(deliveries.c.digest_id == digest_id,
                            deliveries.c.status.in_(UNSENT), deliveries.c.id > last_id)
                     .order_by(deliveries.c.id).limit(batch)).all()
             if not rows:
                 return
             for row in rows:
-                yield Subscriber(email=row.email, name=row.name)
+                yield Subscriber(email=row.email, name=row.name, format=row.format)
             last_id = rows[-1].id
 
     def mark_delivery(self, digest_id: int, email: str, *, status: str, message_id: str,

@@ -86,14 +86,21 @@ def address_hash(address: str) -> str:
 def parse_csv(text: str, origin: str) -> tuple[list[ListEntry], list[str]]:
     """Rows of a CSV list (header row with at least `email`); bad rows come back as one
     message each, with the line number."""
-    reader = csv.DictReader(io.StringIO(text))
+    problems: list[str] = []
+    entries = list(read_csv(io.StringIO(text), origin, problems))
+    return entries, problems
+
+
+def read_csv(handle: TextIO, origin: str, problems: list[str]) -> Iterator[ListEntry]:
+    """Stream the rows of a CSV list; each bad row adds a message (with its line number)
+    to `problems` and is skipped. Repeats within a thousand rows are merged and reported;
+    further apart, the later row simply updates the earlier one."""
+    reader = csv.DictReader(handle)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in header:
         raise SubscriberError(f"{origin}: line 1: header row must have an 'email' column")
     reader.fieldnames = header
-    entries: list[ListEntry] = []
-    problems: list[str] = []
-    seen: set[str] = set()
+    recent: set[str] = set()
     for row in reader:
         try:
             entry = _row_entry(row)
@@ -101,13 +108,14 @@ def parse_csv(text: str, origin: str) -> tuple[list[ListEntry], list[str]]:
             problems.append(f"{origin}: line {reader.line_num}: {exc}; row skipped")
             continue
         key = comparison_key(entry.subscriber.email)
-        if key in seen:
+        if key in recent:
             problems.append(f"{origin}: line {reader.line_num}: duplicate of an earlier row; "
                             "merged")
             continue
-        seen.add(key)
-        entries.append(entry)
-    return entries, problems
+        if len(recent) >= BATCH:
+            recent.clear()
+        recent.add(key)
+        yield entry
 
 
 def _row_entry(row: dict[str, str | None]) -> ListEntry:
@@ -121,6 +129,14 @@ def _row_entry(row: dict[str, str | None]) -> ListEntry:
     name = " ".join((row.get("name") or "").split())
     return ListEntry(Subscriber(email=email, name=name, status=status),
                      (row.get("subscribed_at") or "").strip(), fmt)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _parse_time(value: str, fallback: datetime) -> datetime:
@@ -155,13 +171,16 @@ class SubscriberList:
                 suppressions.c.email_hash == address_hash(email))).first() is not None
 
     def add(self, email: str, name: str, now: datetime, *, status: str = "active",
-            cause: str = "added by operator", reactivate: bool = False) -> str:
+            cause: str = "added by operator", reactivate: bool = False,
+            format: str = "html") -> str:
         """Add or update one address; returns 'added', 'updated', 'unchanged' or
         'suppressed' (it unsubscribed, bounced or complained and reactivate is False)."""
         email = check_address(email)
+        if format not in FORMATS:
+            raise SubscriberError(f"unknown format {format!r} (html or text)")
         with self.engine.begin() as conn:
-            return self._upsert(conn, ListEntry(Subscriber(email, name, status)), now, cause,
-                                reactivate)
+            return self._upsert(conn, ListEntry(Subscriber(email, name, status), "", format),
+                                now, cause, reactivate)
 
     def _upsert(self, conn: Any, entry: ListEntry, now: datetime, cause: str,
                 reactivate: bool) -> str:
@@ -265,8 +284,11 @@ class SubscriberList:
             select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(hashes)))}
         fresh, events, new_suppressions = [], [], []
         updated = suppressed = 0
+        inserting: set[str] = set()
         for key, entry in zip(keys, batch, strict=True):
             s = entry.subscriber
+            if key in inserting:
+                continue  # a repeat within this batch: the first row stands
             if key in known:
                 row = known[key]
                 if (row.status, row.format) == (s.status, entry.format) and \
@@ -282,6 +304,7 @@ class SubscriberList:
             if reactivate and key in blocked and s.status in ("active", "pending"):
                 conn.execute(delete(suppressions).where(
                     suppressions.c.email_hash == address_hash(key)))
+            inserting.add(key)
             fresh.append({"email_key": key, "email": s.email, "name": s.name,
                           "status": s.status, "format": entry.format, "updated_at": now,
                           "subscribed_at": _parse_time(entry.subscribed_at, now)})
@@ -298,13 +321,14 @@ class SubscriberList:
     def import_csv(self, source: Path, now: datetime, *, reactivate: bool = False
                    ) -> ImportResult:
         """Import a CSV file; bad rows are reported with their line numbers and skipped."""
+        problems: list[str] = []
         try:
-            text = source.read_text(encoding="utf-8-sig")
+            with source.open(encoding="utf-8-sig", newline="") as handle:
+                result = self.import_entries(read_csv(handle, str(source), problems), now,
+                                             cause=f"imported from {source.name}",
+                                             reactivate=reactivate)
         except (OSError, UnicodeDecodeError) as exc:
             raise SubscriberError(f"{source}: cannot read ({exc})") from None
-        entries, problems = parse_csv(text, str(source))
-        result = self.import_entries(entries, now, cause=f"imported from {source.name}",
-                                     reactivate=reactivate)
         return ImportResult(result.added, result.updated, tuple(problems), result.suppressed)
 
     def sync_file(self, path: Path, now: datetime) -> ImportResult | None:
@@ -312,7 +336,7 @@ class SubscriberList:
         last time; None when it has not (or does not exist)."""
         if not path.exists():
             return None
-        fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
+        fingerprint = _file_digest(path)
         name = f"subscribers-file:{path}"
         with self.engine.connect() as conn:
             known = conn.execute(select(settings_table.c.value)
@@ -338,13 +362,14 @@ class SubscriberList:
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+                    select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
+                           subscribers.c.format)
                     .where(subscribers.c.status == "active", subscribers.c.id > last)
                     .order_by(subscribers.c.id).limit(BATCH)).all()
             if not rows:
                 return
             for row in rows:
-                yield Subscriber(email=row.email, name=row.name)
+                yield Subscriber(email=row.email, name=row.name, format=row.format)
             last = rows[-1].id
 
     def count_by_status(self) -> dict[str, int]:

@@ -411,7 +411,7 @@ ENVELOPE = Envelope(from_address="Spacecraft Digest <digest@news.example>",
 RENDERED = None
 
 
-def _template() -> MessageTemplate:
+def _template(text_only: bool = False) -> MessageTemplate:
     global RENDERED
     if RENDERED is None:
         from digest.render import render_digest
@@ -419,17 +419,19 @@ def _template() -> MessageTemplate:
         RENDERED = render_digest(big_digest(3), options())
     return MessageTemplate(RENDERED, envelope=ENVELOPE, digest_id=9,
                            created_at=datetime(2026, 11, 26, 7, tzinfo=UTC),
-                           unsubscribe_base="https://digest.example/unsubscribe/")
+                           unsubscribe_base="https://digest.example/unsubscribe/",
+                           text_only=text_only)
 
 
 @settings(max_examples=200, deadline=None)
 @given(name=st.text(max_size=80),
        local=st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}", fullmatch=True),
-       token=st.from_regex(r"[A-Za-z0-9_-]{5,30}\.[A-Za-z0-9_-]{5,30}", fullmatch=True))
-def test_spliced_message_is_identical_to_the_slow_path(name: str, local: str,
-                                                       token: str) -> None:
-    template = _template()
-    subscriber = Subscriber(email=f"{local}@example.org", name=name)
+       token=st.from_regex(r"[A-Za-z0-9_-]{5,30}\.[A-Za-z0-9_-]{5,30}", fullmatch=True),
+       fmt=st.sampled_from(["html", "text"]))
+def test_spliced_message_is_identical_to_the_slow_path(name: str, local: str, token: str,
+                                                       fmt: str) -> None:
+    template = _template(text_only=fmt == "text")
+    subscriber = Subscriber(email=f"{local}@example.org", name=name, format=fmt)
     fast = template.message_bytes(subscriber, token)
     assert RENDERED is not None
     slow = build_message(RENDERED, subscriber, envelope=ENVELOPE, digest_id=9,
@@ -467,3 +469,16 @@ def test_dot_stuffing_and_final_line_ending() -> None:
     assert _stuffed(b".start\r\n") == b"..start\r\n"
     plain = b"no dots at line starts\r\n"
     assert _stuffed(plain) is plain
+
+
+def test_text_format_subscribers_get_plain_text_only(tmp_path: Path, site: SiteServer) -> None:
+    csv_path = tmp_path / "subscribers" / "subscribers.csv"
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_text("email,name,format\nada@example.org,Ada,text\nbob@example.org,Bob,html\n",
+                        encoding="utf-8")
+    with SmtpSink() as relay:
+        pipeline.run_cycle(load_config(configured(tmp_path, site, relay.port)))
+        got = {m.recipients[0]: parse(m.data) for m in relay.messages}
+    assert got["ada@example.org"].get_content_type() == "text/plain"
+    assert "Read more:" in got["ada@example.org"].get_content()
+    assert got["bob@example.org"].get_content_type() == "multipart/alternative"

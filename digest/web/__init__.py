@@ -107,7 +107,8 @@ def create_app(config: Config) -> Flask:
             return page("subscribe.html", 400, error="That does not look like an email "
                         "address. Please check it and try again.")
         name = header_safe(request.form.get("name", ""))[:120]
-        _start_double_opt_in(config, roster, key, email, name)
+        fmt = "text" if request.form.get("format") == "text" else "html"
+        _start_double_opt_in(config, roster, key, email, name, fmt)
         return page("message.html", heading="Check your inbox",
                     text="If this address can be subscribed, a message with a confirmation "
                          "link is on its way. The link is valid for seven days.")
@@ -179,7 +180,7 @@ def _unsubscribe(roster: SubscriberList, email: str, cause: str) -> None:
 
 
 def _start_double_opt_in(config: Config, roster: SubscriberList, key: bytes, email: str,
-                         name: str) -> None:
+                         name: str, fmt: str = "html") -> None:
     """Make the address pending and mail a confirmation link, unless it is active,
     suppressed, or was sent one in the last few minutes."""
     now = datetime.now(UTC)
@@ -190,7 +191,7 @@ def _start_double_opt_in(config: Config, roster: SubscriberList, key: bytes, ema
     if row is not None and row["status"] == "active":
         return
     if row is None:
-        roster.add(email, name, now, status="pending", cause="subscribe form")
+        roster.add(email, name, now, status="pending", cause="subscribe form", format=fmt)
     recent = row is not None and row.get("confirm_sent_at") is not None and \
         now - as_utc(row["confirm_sent_at"]) < CONFIRM_RESEND_AFTER
     if recent:
