@@ -81,7 +81,8 @@ def test_sigkill_at_random_points_never_loses_or_doubles_more_than_one_per_kill(
     rng = random.Random(20261126)
     kills = 0
     with SmtpSink(delay=0.02) as relay:
-        configured(tmp_path, site, relay.port, smtp_extra="connections = 2")
+        # one connection: one message in flight, so a kill may repeat at most that one
+        configured(tmp_path, site, relay.port, smtp_extra="connections = 1")
         for _ in range(3):
             proc = _start_run(tmp_path)
             target = len(relay.messages) + rng.randint(3, 12)
@@ -97,8 +98,7 @@ def test_sigkill_at_random_points_never_loses_or_doubles_more_than_one_per_kill(
     assert kills >= 2
     assert set(received) == everyone  # nobody lost
     repeats = sum(n - 1 for n in received.values())
-    # each kill may repeat the message in flight on each of the 2 connections, never more
-    assert repeats <= kills * 2, received.most_common(5)
+    assert repeats <= kills, received.most_common(5)  # at most one repeat per kill
     assert set(ledger(tmp_path).values()) == {"sent"}
 
 
