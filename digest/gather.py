@@ -35,6 +35,7 @@ class SourceOutcome:
     source: SourceSettings
     entries: tuple[FeedEntry, ...] = ()
     failure: SourceFailure | None = None
+    unchanged: int = 0  # entries a not-modified source still lists that were sent already
 
 
 def make_fetcher(config: Config) -> Fetcher:
@@ -63,7 +64,8 @@ def gather(config: Config, store: Store, fetcher: Fetcher, *, record: bool,
     articles = merge_articles([a for a in articles if a.url not in known_canonical])
     if record:
         store.forget_entries_before(now() - KEEP_ENTRIES_FOR)
-    return GatherResult(found=len(entries), new_entries=len(fresh), articles=tuple(articles),
+    found = len(entries) + sum(o.unchanged for o in outcomes)
+    return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
                         failures=tuple(failures))
 
 
@@ -89,11 +91,14 @@ def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher
                  len(result.entries), len(matching), category)
     if record:
         store.record_source_success(source.url, result.validators.etag,
-                                    result.validators.last_modified, now())
+                                    result.validators.last_modified, now(),
+                                    listed=None if result.not_modified else len(matching))
         store.remember_entries(source.url, matching, now())
     kept = store.remembered_entries(source.url)
     listed = {e.url for e in matching}
-    return SourceOutcome(source, tuple(matching) + tuple(e for e in kept if e.url not in listed))
+    unchanged = max(0, state.listed - len(kept)) if result.not_modified else 0
+    return SourceOutcome(source, tuple(matching) + tuple(e for e in kept if e.url not in listed),
+                         unchanged=unchanged)
 
 
 def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[SourceFailure],

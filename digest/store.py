@@ -95,6 +95,7 @@ source_state = Table(
     Column("last_failure_at", DateTime(timezone=True)),
     Column("last_error", Text, nullable=False, default=""),
     Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("listed", Integer, nullable=False, default=0),  # entries in the category last read
 )
 
 # Entries a source listed that have not been in a digest yet: kept so that a feed that
@@ -188,6 +189,7 @@ class SourceState:
     last_success_at: datetime | None = None
     last_error: str = ""
     consecutive_failures: int = 0
+    listed: int = 0
 
     @property
     def failing(self) -> bool:
@@ -270,10 +272,15 @@ class Store:
         return [_source_state(row) for row in rows]
 
     def record_source_success(self, url: str, etag: str, last_modified: str,
-                              now: datetime) -> None:
-        """A source answered: remember its validators and clear its failure count."""
-        self._upsert_source(url, now, etag=etag, last_modified=last_modified,
-                            last_success_at=now, consecutive_failures=0, last_error="")
+                              now: datetime, listed: int | None = None) -> None:
+        """A source answered: remember its validators (and, when it was read, how many
+        entries it listed) and clear its failure count."""
+        values: dict[str, Any] = {"etag": etag, "last_modified": last_modified,
+                                  "last_success_at": now, "consecutive_failures": 0,
+                                  "last_error": ""}
+        if listed is not None:
+            values["listed"] = listed
+        self._upsert_source(url, now, **values)
 
     def record_source_failure(self, url: str, reason: str, now: datetime) -> int:
         """A source failed this cycle; returns how many cycles in a row it has failed."""
@@ -629,7 +636,8 @@ def _source_state(row: Any) -> SourceState:
     return SourceState(url=row.url, etag=row.etag or "", last_modified=row.last_modified or "",
                        last_success_at=as_utc(row.last_success_at) if row.last_success_at
                        else None, last_error=row.last_error or "",
-                       consecutive_failures=row.consecutive_failures or 0)
+                       consecutive_failures=row.consecutive_failures or 0,
+                       listed=row.listed or 0)
 
 
 def _stored(row: Any) -> StoredDigest:

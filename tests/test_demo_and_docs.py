@@ -37,6 +37,7 @@ def test_demo_runs_a_full_cycle_then_finds_nothing_new(tmp_path: Path) -> None:
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stderr
     assert "nothing new" in second.stdout and "sent:        0" in second.stdout
+    assert "articles:    12 found, 0 new" in second.stdout  # a 304 still counts what is listed
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
 
     again = run_demo(tmp_path, "--fresh")
