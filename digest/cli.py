@@ -115,6 +115,7 @@ def schedule(ctx: Context) -> None:
     config = ctx.config
     scheduler = build_scheduler(config, guarded(lambda: _print_report(
         pipeline.run_cycle(config))))
+    store = pipeline.open_store(config)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping the scheduler after the current job", signum)
@@ -124,11 +125,20 @@ def schedule(ctx: Context) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    upcoming = next_fire_time(scheduler)
-    log.info("scheduler started: cron %r in %s; next digest at %s", config.schedule.cron,
-             config.schedule.timezone, f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never")
-    if not pipeline.stop_requested.is_set():
-        scheduler.start()
+    try:
+        # One scheduler per state database; a second one refuses (exit 3) naming this one.
+        with store.lock("scheduler", datetime.now(UTC)):
+            # APScheduler records a job's next run when it starts it, so a digest cut short
+            # by a crash is never rerun by the scheduler itself: finish it first.
+            guarded(lambda: _print_report(pipeline.resume(config)))()
+            upcoming = next_fire_time(scheduler)
+            log.info("scheduler started: cron %r in %s; next digest at %s",
+                     config.schedule.cron, config.schedule.timezone,
+                     f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never")
+            if not pipeline.stop_requested.is_set():
+                scheduler.start()
+    finally:
+        store.close()
     log.info("scheduler stopped")
 
 

@@ -543,7 +543,8 @@ class Store:
             if _lock_alive(holder, now):
                 raise LockedError(
                     f"state database is locked by another {name} (host {holder.host}, "
-                    f"pid {holder.pid}, since {as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)")
+                    f"pid {holder.pid}, since {as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)"
+                    f"; stop it first, or wait for it to finish")
             # Stale: take it over only if nobody else did in the meantime.
             taken = conn.execute(update(locks).where(
                 locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,

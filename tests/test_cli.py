@@ -139,3 +139,45 @@ def test_python_dash_m_and_help_list_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("run", "preview", "schedule", "subscribers", "demo", "status", "resume"):
         assert f"  {command}" in result.stdout
+
+
+def test_a_second_scheduler_refuses_naming_the_first(project: Project) -> None:
+    import socket
+
+    env = {**os.environ, "DIGEST_SIGNING_KEY": "k"}
+    first = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
+                             env=env, stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "next digest at" not in seen and time.monotonic() < deadline:
+        seen += first.stderr.readline()
+    second = digest("schedule", cwd=project.folder)
+    assert second.returncode == 3
+    assert f"locked by another scheduler (host {socket.gethostname()}, pid {first.pid}" \
+        in second.stderr
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+    first.stderr.close()
+
+
+def test_schedule_finishes_an_unfinished_digest_before_waiting(project: Project,
+                                                               smtp: SmtpSink) -> None:
+    text = project.config_path.read_text()
+    project.config_path.write_text(text.replace(f"port = {smtp.port}", "port = 9"))
+    assert digest("run", cwd=project.folder).returncode == 1  # relay down: all pending
+    project.config_path.write_text(text)
+    env = {**os.environ, "DIGEST_SIGNING_KEY": "cli-test-key"}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
+                            env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "next digest at" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    assert len(smtp.messages) == 3
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    proc.stderr.close()
+    assert "digest 1" in digest("status", cwd=project.folder).stdout
+    assert "sent 3, failed 0, pending 0" in digest("status", cwd=project.folder).stdout
