@@ -110,6 +110,8 @@ def preview(ctx: Context, out: Path | None, text: bool, force: bool) -> None:
 @pass_context
 def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground: one cycle at each [schedule] cron time."""
+    from apscheduler.events import EVENT_SCHEDULER_STARTED
+
     from digest.scheduler import build_scheduler, guarded, next_fire_time
 
     config = ctx.config
@@ -123,6 +125,13 @@ def schedule(ctx: Context) -> None:
         if scheduler.running:
             scheduler.shutdown(wait=False)
 
+    def stop_if_asked(_event: object) -> None:
+        # A signal that came while the scheduler was starting: stop as soon as it runs.
+        if pipeline.stop_requested.is_set():
+            scheduler.shutdown(wait=False)
+
+    scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
@@ -130,7 +139,7 @@ def schedule(ctx: Context) -> None:
         with store.lock("scheduler", datetime.now(UTC)):
             # APScheduler records a job's next run when it starts it, so a digest cut short
             # by a crash is never rerun by the scheduler itself: finish it first.
-            guarded(lambda: _print_report(pipeline.resume(config)))()
+            guarded(lambda: _print_resumed(pipeline.resume(config)))()
             upcoming = next_fire_time(scheduler)
             log.info("scheduler started: cron %r in %s; next digest at %s",
                      config.schedule.cron, config.schedule.timezone,
@@ -379,6 +388,11 @@ def subscribers_forget(ctx: Context, email: str) -> None:
     with _roster(ctx) as roster:
         roster.forget(email, datetime.now(UTC))
     click.echo(f"forgotten: {email} (only a hash remains, on the suppression list)")
+
+
+def _print_resumed(report: RunReport) -> None:
+    if report.resumed_digest_id is not None:
+        _print_report(report)
 
 
 def _print_report(report: RunReport) -> None:

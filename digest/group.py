@@ -4,14 +4,13 @@ and the others are listed under "Also reported by". Pure."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
 from digest.models import Article
-from digest.summarize import terms
+from digest.summarize import cosine, terms, tfidf_vectors
 
 LEAD_PARAGRAPHS = 2
 
@@ -24,16 +23,8 @@ def story_vector(article: Article) -> Counter[str]:
 
 def cosine_matrix(articles: Sequence[Article]) -> list[list[float]]:
     """Pairwise TF-IDF cosine similarity of the articles' title and lead."""
-    bags = [story_vector(a) for a in articles]
-    n = len(bags)
-    frequency = Counter(t for bag in bags for t in bag)
-    vectors = []
-    for bag in bags:
-        weights = {t: c * math.log(1 + n / frequency[t]) for t, c in bag.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        vectors.append({t: w / norm for t, w in weights.items()})
-    return [[sum(vectors[i][t] * vectors[j].get(t, 0.0) for t in vectors[i]) for j in range(n)]
-            for i in range(n)]
+    vectors = tfidf_vectors([story_vector(a) for a in articles])
+    return [[cosine(u, v) for v in vectors] for u in vectors]
 
 
 def different_numbers(a: Article, b: Article) -> bool:

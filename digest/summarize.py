@@ -102,23 +102,33 @@ def _fold(word: str) -> str:
     return word
 
 
+def tfidf_vectors(bags: list[Counter[str]]) -> list[dict[str, float]]:
+    """Unit-length TF-IDF vectors of term counts, the documents being the bags themselves."""
+    frequency = Counter(t for bag in bags for t in bag)
+    vectors = []
+    for bag in bags:
+        weights = {t: c * math.log(1 + len(bags) / frequency[t]) for t, c in bag.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        vectors.append({t: w / norm for t, w in weights.items()})
+    return vectors
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    """Cosine similarity of two unit-length vectors."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return sum(w * large.get(t, 0.0) for t, w in small.items())
+
+
 def textrank(sentences: list[str]) -> list[float]:
     """PageRank scores of sentences in a TF-IDF cosine similarity graph, lead-personalised."""
     n = len(sentences)
     if n == 0:
         return []
-    bags = [Counter(terms(s)) for s in sentences]
-    document_frequency = Counter(t for bag in bags for t in bag)
-    vectors = []
-    for bag in bags:
-        weights = {t: c * math.log(1 + n / document_frequency[t]) for t, c in bag.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        vectors.append({t: w / norm for t, w in weights.items()})
+    vectors = tfidf_vectors([Counter(terms(s)) for s in sentences])
     neighbours: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            shared = vectors[i].keys() & vectors[j].keys()
-            value = sum(vectors[i][t] * vectors[j][t] for t in shared)
+            value = cosine(vectors[i], vectors[j])
             if value > 0:
                 neighbours[i].append((j, value))
                 neighbours[j].append((i, value))

@@ -118,20 +118,33 @@ def _smtp_port(config_text: str) -> int:
     return int(smtp_section.split("port = ")[1].split()[0])
 
 
-def test_schedule_runs_in_the_foreground_and_stops_on_sigterm(project: Project) -> None:
-    env = {**os.environ, "DIGEST_SIGNING_KEY": "k"}
-    proc = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
+def start_scheduler(folder: Path, signing_key: str = "k",
+                    timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
+    """`digest schedule` in a subprocess, once it has said when the next digest is due."""
+    env = {**os.environ, "DIGEST_SIGNING_KEY": signing_key}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=folder,
                             env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    deadline = time.monotonic() + 30
     seen = ""
+    deadline = time.monotonic() + timeout
     while "next digest at" not in seen and time.monotonic() < deadline:
         seen += proc.stderr.readline()
+    return proc, seen
+
+
+def stop_scheduler(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=20)
+    if proc.stderr is not None:
+        proc.stderr.close()
+    return code
+
+
+def test_schedule_runs_in_the_foreground_and_stops_on_sigterm(project: Project) -> None:
+    proc, seen = start_scheduler(project.folder, timeout=30)
     assert "next digest at" in seen and "Europe/London" in seen
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
-    proc.stderr.close()
+    assert stop_scheduler(proc) == 0
 
 
 def test_python_dash_m_and_help_list_the_commands(tmp_path: Path) -> None:
@@ -144,21 +157,13 @@ def test_python_dash_m_and_help_list_the_commands(tmp_path: Path) -> None:
 def test_a_second_scheduler_refuses_naming_the_first(project: Project) -> None:
     import socket
 
-    env = {**os.environ, "DIGEST_SIGNING_KEY": "k"}
-    first = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
-                             env=env, stderr=subprocess.PIPE, text=True)
-    assert first.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while "next digest at" not in seen and time.monotonic() < deadline:
-        seen += first.stderr.readline()
+    first, seen = start_scheduler(project.folder)
+    assert "next digest at" in seen
     second = digest("schedule", cwd=project.folder)
     assert second.returncode == 3
     assert f"locked by another scheduler (host {socket.gethostname()}, pid {first.pid}" \
         in second.stderr
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=20) == 0
-    first.stderr.close()
+    assert stop_scheduler(first) == 0
 
 
 def test_schedule_finishes_an_unfinished_digest_before_waiting(project: Project,
@@ -167,17 +172,8 @@ def test_schedule_finishes_an_unfinished_digest_before_waiting(project: Project,
     project.config_path.write_text(text.replace(f"port = {smtp.port}", "port = 9"))
     assert digest("run", cwd=project.folder).returncode == 1  # relay down: all pending
     project.config_path.write_text(text)
-    env = {**os.environ, "DIGEST_SIGNING_KEY": "cli-test-key"}
-    proc = subprocess.Popen([sys.executable, "-m", "digest", "schedule"], cwd=project.folder,
-                            env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 60
-    while "next digest at" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
-    assert len(smtp.messages) == 3
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
-    proc.stderr.close()
-    assert "digest 1" in digest("status", cwd=project.folder).stdout
-    assert "sent 3, failed 0, pending 0" in digest("status", cwd=project.folder).stdout
+    proc, seen = start_scheduler(project.folder, signing_key="cli-test-key")
+    assert "next digest at" in seen and len(smtp.messages) == 3
+    assert stop_scheduler(proc) == 0
+    status = digest("status", cwd=project.folder).stdout
+    assert "digest 1" in status and "sent 3, failed 0, pending 0" in status
