@@ -3,6 +3,7 @@ that turns a DigestError into `error: …` on stderr and an exit code."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from digest import pipeline
+from digest import logs, pipeline
 from digest.config import Config, default_config_path, load_config
 from digest.errors import DigestError, SubscriberError
 from digest.models import RunReport
@@ -45,15 +46,15 @@ pass_context = click.make_pass_decorator(Context)
               help="Config file (default: $DIGEST_CONFIG, else ./config.toml).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log lines for people, or JSON lines for machines.")
 @click.version_option(package_name="spacecraft-digest")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool,
+        log_format: str) -> None:
     """Spacecraft Digest: gather new articles, summarise them, mail one digest."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr, force=True)
-    for noisy in ("urllib3", "cssutils", "premailer", "mail.log", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logs.configure(level, log_format)
     ctx.obj = Context(config_path or default_config_path())
     ctx.meta["verbose"] = verbose
 
@@ -173,33 +174,33 @@ def send_test(ctx: Context, address: str) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for machines.")
 @pass_context
-def status(ctx: Context) -> None:
-    """Show recent digests, their delivery counts and any unfinished one."""
-    store = pipeline.open_store(ctx.config)
-    try:
-        recent = store.recent_digests()
-        sources = store.all_source_states()
-    finally:
-        store.close()
-    if not recent:
+def status(ctx: Context, as_json: bool) -> None:
+    """Next run, recent digests with their counts, unfinished digests, failing sources and
+    subscribers by status."""
+    summary = pipeline.status_summary(ctx.config, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    upcoming = summary["next_run"]
+    click.echo(f"next run:    {upcoming['local']} ({upcoming['utc']})" if upcoming
+               else "next run:    none (check [schedule] cron)")
+    if not summary["digests"]:
         click.echo("no digest yet")
-    for stored, counts in recent:
-        state = "unfinished" if stored.status == "sending" else stored.status
-        click.echo(f"digest {stored.id}  {stored.created_at:%Y-%m-%d %H:%M} UTC  {state:<10} "
-                   f"sent {counts.sent}, failed {counts.failed}, pending {counts.pending}, "
-                   f"deferred {counts.deferred}, skipped {counts.skipped}  {stored.subject}")
-    store = pipeline.open_store(ctx.config)
-    try:
-        by_status = SubscriberList(store).count_by_status()
-    finally:
-        store.close()
+    for d in summary["digests"]:
+        state = "unfinished" if d["status"] == "sending" else d["status"]
+        c = d["deliveries"]
+        click.echo(f"digest {d['id']}  {d['created_at'][:16].replace('T', ' ')} UTC  "
+                   f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
+                   f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
+                   f"{d['subject']}")
+    by_status = summary["subscribers"]
     click.echo(f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
                + ", ".join(f"{status} {n}" for status, n in sorted(by_status.items())) + ")")
-    for source in sources:
-        if source.failing:
-            click.echo(f"FAILING source {source.url}: {source.consecutive_failures} cycles in "
-                       f"a row; last error: {source.last_error}")
+    for source in summary["failing_sources"]:
+        click.echo(f"FAILING source {source['url']}: {source['consecutive_failures']} cycles "
+                   f"in a row; last error: {source['last_error']}")
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 from digest.compose import build_digest
 from digest.config import Config
@@ -355,6 +356,34 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
     finally:
         transport.close()
     return reply, len(result.articles)
+
+
+def status_summary(config: Config, now: datetime) -> dict[str, Any]:
+    """What `digest status` shows, as plain data."""
+    from digest.scheduler import next_fire_after
+
+    store = open_store(config)
+    try:
+        recent = store.recent_digests()
+        sources = store.all_source_states()
+        subscribers = SubscriberList(store).count_by_status()
+    finally:
+        store.close()
+    upcoming = next_fire_after(config, now)
+    return {
+        "next_run": {"local": upcoming.isoformat(), "utc": upcoming.astimezone(UTC).isoformat(),
+                     "timezone": config.schedule.timezone} if upcoming else None,
+        "digests": [{"id": d.id, "created_at": d.created_at.isoformat(), "status": d.status,
+                     "subject": d.subject, "deliveries": dataclasses.asdict(c)}
+                    for d, c in recent],
+        "unfinished": [d.id for d, _ in recent if d.status in ("sending", "paused")],
+        "failing_sources": [{"url": s.url, "consecutive_failures": s.consecutive_failures,
+                             "last_error": s.last_error} for s in sources if s.failing],
+        "sources": [{"url": s.url, "last_success_at": s.last_success_at.isoformat()
+                     if s.last_success_at else None,
+                     "consecutive_failures": s.consecutive_failures} for s in sources],
+        "subscribers": subscribers,
+    }
 
 
 def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:

@@ -24,6 +24,13 @@ def build_scheduler(config: Config, job: Callable[[], None]) -> BlockingSchedule
     return scheduler
 
 
+def next_fire_after(config: Config, now: datetime) -> datetime | None:
+    """When the digest job fires next after `now`, in the configured timezone."""
+    s = config.schedule
+    trigger = CronTrigger.from_crontab(s.cron, timezone=s.timezone)
+    return trigger.get_next_fire_time(None, now.astimezone(trigger.timezone))
+
+
 def next_fire_time(scheduler: BlockingScheduler) -> datetime | None:
     """When the digest job fires next, in the configured timezone."""
     job = scheduler.get_job("digest")

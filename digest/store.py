@@ -5,6 +5,7 @@ code runs on SQLite (WAL mode) now and PostgreSQL later."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -38,6 +40,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from digest.errors import ConfigError, DigestError, LockedError
 from digest.models import Article, FeedEntry, RenderedDigest, Subscriber
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -240,6 +244,7 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except OperationalError as exc:
             raise ConfigError(f"[state] database: cannot open {url}: {exc.orig}") from None
 
@@ -583,6 +588,24 @@ class LedgerWriter:
     def close(self) -> None:
         """Give the connection back to the pool."""
         self._connection.close()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a state database made by an earlier version up to date when the newer one only
+    added columns (each with a default), so an upgrade needs no manual step."""
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = getattr(column.default, "arg", None)
+                clause = f" DEFAULT {default!r}" if isinstance(default, (int, str)) else ""
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                     f"{kind}{clause}")
+                log.info("state database: added column %s.%s", table.name, column.name)
 
 
 def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber]]:

@@ -177,3 +177,38 @@ def test_schedule_finishes_an_unfinished_digest_before_waiting(project: Project,
     assert stop_scheduler(proc) == 0
     status = digest("status", cwd=project.folder).stdout
     assert "digest 1" in status and "sent 3, failed 0, pending 0" in status
+
+
+def test_status_json_and_json_logs(project: Project, smtp: SmtpSink) -> None:
+    import json
+
+    run = digest("--log-format", "json", "run", cwd=project.folder)
+    assert run.returncode == 0
+    log_lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    assert log_lines and all({"time", "level", "logger", "message"} <= set(x) for x in log_lines)
+    summary = json.loads(digest("status", "--json", cwd=project.folder).stdout)
+    assert summary["next_run"]["timezone"] == "Europe/London"
+    assert summary["next_run"]["utc"].endswith("+00:00")
+    assert summary["digests"][0]["deliveries"]["sent"] == 3
+    assert summary["unfinished"] == [] and summary["subscribers"]["active"] == 3
+
+
+def test_a_state_database_from_an_earlier_version_is_brought_up_to_date(tmp_path: Path) -> None:
+    import sqlite3
+
+    from digest.store import Store
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE source_state (url TEXT PRIMARY KEY, etag TEXT NOT NULL, "
+               "last_modified TEXT NOT NULL, last_success_at DATETIME, last_failure_at "
+               "DATETIME, last_error TEXT NOT NULL, consecutive_failures INTEGER NOT NULL)")
+    db.execute("INSERT INTO source_state VALUES ('https://n.example/feed', '', '', NULL, NULL, "
+               "'', 0)")
+    db.commit()
+    db.close()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert store.source_state("https://n.example/feed").listed == 0
+    finally:
+        store.close()
