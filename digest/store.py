@@ -446,20 +446,23 @@ class Store:
     def pending_deliveries(self, digest_id: int, batch: int = 1000) -> Iterator[Subscriber]:
         """Recipients of a digest still waiting for their message (pending or deferred),
         streamed in batches so memory stays flat however long the list."""
-        last_id = 0
+        query = select(deliveries.c.id, deliveries.c.email, deliveries.c.name,
+                       deliveries.c.format).where(deliveries.c.digest_id == digest_id,
+                                                  deliveries.c.status.in_(UNSENT))
+        for row in self.stream(query, deliveries.c.id, batch):
+            yield Subscriber(email=row.email, name=row.name, format=row.format)
+
+    def stream(self, query: Any, key: Any, batch: int = 1000) -> Iterator[Any]:
+        """The rows of a query, fetched in batches ordered by an increasing integer key
+        (each batch its own short read, so a long table never sits in memory whole)."""
+        last = 0
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(deliveries.c.id, deliveries.c.email, deliveries.c.name,
-                           deliveries.c.format)
-                    .where(deliveries.c.digest_id == digest_id,
-                           deliveries.c.status.in_(UNSENT), deliveries.c.id > last_id)
-                    .order_by(deliveries.c.id).limit(batch)).all()
+                rows = conn.execute(query.where(key > last).order_by(key).limit(batch)).all()
             if not rows:
                 return
-            for row in rows:
-                yield Subscriber(email=row.email, name=row.name, format=row.format)
-            last_id = rows[-1].id
+            yield from rows
+            last = getattr(rows[-1], key.name)
 
     def mark_delivery(self, digest_id: int, email: str, *, status: str, message_id: str,
                       reply: str, now: datetime, code: int | None = None,

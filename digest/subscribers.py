@@ -358,19 +358,10 @@ class SubscriberList:
 
     def iter_active(self) -> Iterator[Subscriber]:
         """Active subscribers, read in batches so a long list never sits in memory whole."""
-        last = 0
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
-                           subscribers.c.format)
-                    .where(subscribers.c.status == "active", subscribers.c.id > last)
-                    .order_by(subscribers.c.id).limit(BATCH)).all()
-            if not rows:
-                return
-            for row in rows:
-                yield Subscriber(email=row.email, name=row.name, format=row.format)
-            last = rows[-1].id
+        query = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
+                       subscribers.c.format).where(subscribers.c.status == "active")
+        for row in self.store.stream(query, subscribers.c.id, BATCH):
+            yield Subscriber(email=row.email, name=row.name, format=row.format)
 
     def count_by_status(self) -> dict[str, int]:
         """How many subscribers have each status."""
@@ -381,16 +372,8 @@ class SubscriberList:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every subscriber row, in batches."""
-        last = 0
-        while True:
-            with self.engine.connect() as conn:
-                batch = conn.execute(select(subscribers).where(subscribers.c.id > last)
-                                     .order_by(subscribers.c.id).limit(BATCH)).all()
-            if not batch:
-                return
-            for row in batch:
-                yield dict(row._mapping)
-            last = batch[-1].id
+        for row in self.store.stream(select(subscribers), subscribers.c.id, BATCH):
+            yield dict(row._mapping)
 
     def export_csv(self, out: TextIO) -> int:
         """Write the list as CSV with a header row; returns the number of rows."""
