@@ -40,9 +40,20 @@ class _Keeper:
         self.answer = answer
         self.delay = delay
         self.drop_every = drop_every
+        self._hang_up: set[int] = set()
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                          address: str, options: list[str]) -> str:
+        if id(session) in self._hang_up:
+            self._hang_up.discard(id(session))
+            server.transport.close()
+            return "421 4.3.2 closing connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         data = envelope.original_content or envelope.content
@@ -58,8 +69,8 @@ class _Keeper:
                 return reply
             self.messages.append(received)
             if self.drop_every and len(self.messages) % self.drop_every == 0:
-                # hang up right after accepting: the client finds out on its next command
-                asyncio.get_running_loop().call_later(0.01, server.transport.close)
+                # hang up on this connection's next command, once the 250 has gone out
+                self._hang_up.add(id(session))
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             safe = "".join(c if c.isalnum() or c in "@.-" else "_" for c in received.recipients[0])
