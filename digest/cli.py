@@ -27,14 +27,20 @@ log = logging.getLogger("digest")
 class Context:
     """What every command needs: where the config is, loaded on first use."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, level_from_config: bool = False,
+                 log_format: str = "text") -> None:
         self.config_path = config_path
         self._config: Config | None = None
+        self._level_from_config = level_from_config
+        self._log_format = log_format
 
     @property
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            if self._level_from_config:  # neither -v nor -q: [log] level decides
+                logs.configure(getattr(logging, self._config.log.level.upper()),
+                               self._log_format)
         return self._config
 
 
@@ -55,7 +61,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
     """Spacecraft Digest: gather new articles, summarise them, mail one digest."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logs.configure(level, log_format)
-    ctx.obj = Context(config_path or default_config_path())
+    ctx.obj = Context(config_path or default_config_path(),
+                      level_from_config=not (verbose or quiet), log_format=log_format)
     ctx.meta["verbose"] = verbose
 
 
@@ -113,11 +120,10 @@ def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground: one cycle at each [schedule] cron time."""
     from apscheduler.events import EVENT_SCHEDULER_STARTED
 
-    from digest.scheduler import build_scheduler, guarded, next_fire_time
+    from digest.scheduler import build_scheduler, write_health
 
     config = ctx.config
-    scheduler = build_scheduler(config, guarded(lambda: _print_report(
-        pipeline.run_cycle(config))))
+    scheduler = build_scheduler(config)
     store = pipeline.open_store(config)
 
     def stop(signum: int, _frame: Any) -> None:
@@ -140,11 +146,14 @@ def schedule(ctx: Context) -> None:
         with store.lock("scheduler", datetime.now(UTC)):
             # APScheduler records a job's next run when it starts it, so a digest cut short
             # by a crash is never rerun by the scheduler itself: finish it first.
-            guarded(lambda: _print_resumed(pipeline.resume(config)))()
-            upcoming = next_fire_time(scheduler)
-            log.info("scheduler started: cron %r in %s; next digest at %s",
+            try:
+                _print_resumed(pipeline.resume(config))
+            except DigestError as exc:
+                log.error("could not finish the unfinished digest: %s", exc)
+            write_health(config)
+            log.info("scheduler started: cron %r in %s (misfire_grace_time %d s)",
                      config.schedule.cron, config.schedule.timezone,
-                     f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else "never")
+                     config.schedule.misfire_grace_time)
             if not pipeline.stop_requested.is_set():
                 scheduler.start()
     finally:
@@ -195,12 +204,71 @@ def status(ctx: Context, as_json: bool) -> None:
                    f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
                    f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
                    f"{d['subject']}")
+    for run in summary["runs"]:
+        took = f"{run['duration_seconds']:.1f} s" if run["duration_seconds"] is not None else "?"
+        counts = (f"{run['articles']} articles, {run['recipients']} recipients, sent "
+                  f"{run['sent']}, failed {run['failed']}, deferred {run['deferred']}"
+                  if run["outcome"] in ("sent", "resumed", "failed") else
+                  f"{run['articles']} new entries" if run["kind"] == "gather" else "")
+        click.echo(f"run {run['id']:<5} {run['started_at'][:16].replace('T', ' ')} UTC  "
+                   f"{run['kind']:<7} {run['outcome']:<8} {took:>8}  " + "; ".join(
+                       filter(None, (counts, run["reason"]))))
+    click.echo(f"last gather: {summary['last_gather_at'] or 'never'}\n"
+               f"last send:   {summary['last_send_at'] or 'never'}")
+    if summary["hold"]:
+        hold = summary["hold"]
+        click.echo(f"ON HOLD:     set by {hold['by']} at {hold['at'][:16]} UTC"
+                   + (f": {hold['reason']}" if hold.get("reason") else "")
+                   + " (the next scheduled digest is skipped; `digest release` lifts it)")
+    if summary["waiting_for_approval"]:
+        click.echo(f"WAITING:     the digest for {summary['waiting_for_approval'][:16]} UTC "
+                   "awaits an editor's approval (`digest approve`)")
+    if summary["approval"]:
+        click.echo(f"approved:    by {summary['approval']['by']} at "
+                   f"{summary['approval']['at'][:16]} UTC, for the next scheduled digest")
     by_status = summary["subscribers"]
     click.echo(f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
                + ", ".join(f"{status} {n}" for status, n in sorted(by_status.items())) + ")")
     for source in summary["failing_sources"]:
         click.echo(f"FAILING source {source['url']}: {source['consecutive_failures']} cycles "
                    f"in a row; last error: {source['last_error']}")
+
+
+@cli.command()
+@click.option("--reason", default="", help="Why, shown in `digest status` and the alert.")
+@click.option("--by", "who", default="", help="Who holds it (default: the login name).")
+@pass_context
+def hold(ctx: Context, reason: str, who: str) -> None:
+    """Skip the next scheduled digest (its articles wait for the one after)."""
+    pipeline.set_hold(ctx.config, who or _login(), reason, datetime.now(UTC))
+    click.echo("on hold: the next scheduled digest will be skipped (`digest release` lifts it)")
+
+
+@cli.command()
+@pass_context
+def release(ctx: Context) -> None:
+    """Lift a hold: the next scheduled digest goes out as usual."""
+    lifted = pipeline.release_hold(ctx.config)
+    click.echo("hold lifted" if lifted else "there was no hold")
+
+
+@cli.command()
+@click.option("--by", "who", default="", help="Who approves (default: the login name).")
+@pass_context
+def approve(ctx: Context, who: str) -> None:
+    """Approve the next scheduled digest ([schedule] require_approval); a scheduler that is
+    waiting for it sends within [schedule] approval_check_minutes."""
+    pipeline.approve(ctx.config, who or _login(), datetime.now(UTC))
+    click.echo("approved: the next scheduled digest will be sent")
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
 
 
 @cli.command()

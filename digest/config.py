@@ -47,6 +47,18 @@ def _check_timezone(value: str) -> str | None:
     return None
 
 
+def _check_optional_cron(value: str) -> str | None:
+    return _check_cron(value) if value else None
+
+
+def _check_address_list(value: str) -> str | None:
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        problem = _check_address(part)
+        if problem:
+            return problem
+    return None
+
+
 def _check_address(value: str) -> str | None:
     from email.utils import parseaddr
 
@@ -208,7 +220,40 @@ class ScheduleSettings:
                      _check_cron)
     timezone: str = _key("Europe/London", "IANA timezone of the cron expression.",
                          _check_timezone)
-    misfire_grace_time: int = _key(3600, "Seconds a late run may still start.", _positive)
+    misfire_grace_time: int = _key(3600, "Seconds a late run may still start; later, the "
+                                   "slot is skipped with a log line and an alert.", _positive)
+    coalesce: bool = _key(True, "Several missed runs of a job run once, not once each.")
+    max_instances: int = _key(1, "Runs of one job allowed at the same time.", _positive)
+    gather_cron: str = _key("", "Extra job that only reads the sources and keeps their "
+                            "entries (crontab syntax); empty: none.", _check_optional_cron)
+    require_approval: bool = _key(False, "Send a scheduled digest only once an editor has "
+                                  "approved it; until then the scheduler waits.")
+    approval_check_minutes: int = _key(5, "How often a scheduler waiting for approval looks "
+                                       "again.", _positive)
+    health_file: str = _key("", "JSON file rewritten after every job with the last gather and "
+                            "send times, relative to config.toml; empty: none.")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    email: str = _key("", "Address(es), comma-separated, told when a scheduled digest is "
+                      "skipped, a source keeps failing or a send ends with failures; empty: "
+                      "none.", _check_address_list)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = _key("info", "'debug', 'info', 'warning' or 'error'; -v and -q override it.",
+                      _one_of("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secret_env: str = _key("DIGEST_WEB_SECRET", "Env var holding the key that signs editor "
+                           "session cookies.")
+    public_archive: bool = _key(False, "Serve past digests to everyone at /archive/ (no "
+                                "personal data).")
+    session_hours: float = _key(12.0, "Editor sessions last this long.", _positive)
 
 
 @dataclass(frozen=True)
@@ -239,6 +284,10 @@ class Config:
     state: StateSettings
     schedule: ScheduleSettings
     fetch: FetchSettings
+    alerts: AlertSettings
+    log: LogSettings
+    web: WebSettings
+    editors: dict[str, str] = field(default_factory=dict)  # name -> password hash
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the folder holding config.toml."""
@@ -271,6 +320,9 @@ SECTIONS: dict[str, type] = {
     "state": StateSettings,
     "schedule": ScheduleSettings,
     "fetch": FetchSettings,
+    "alerts": AlertSettings,
+    "log": LogSettings,
+    "web": WebSettings,
 }
 REQUIRED_SECTIONS = ("email",)
 
@@ -293,7 +345,7 @@ def load_config(path: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     """Validate an already-parsed TOML document."""
-    known = set(SECTIONS) | {"sources"}
+    known = set(SECTIONS) | {"sources", "editors"}
     for name in raw:
         if name not in known:
             raise ConfigError(f"{path}: unknown section [{name}]{_hint(name, known)}")
@@ -307,7 +359,19 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         raise ConfigError(f"{path}: [[sources]]: at least one source block is required")
     sources = tuple(_build(SourceSettings, block, f"[[sources]] #{i}", path)
                     for i, block in enumerate(sources_raw, start=1))
-    return Config(path=path, sources=sources, **sections)
+    return Config(path=path, sources=sources, editors=_editors(raw.get("editors", {}), path),
+                  **sections)
+
+
+def _editors(table: Any, path: Path) -> dict[str, str]:
+    """[editors]: one `name = "password hash"` line per editor (`digest editor add`)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [editors]: expected a table of name = \"password hash\"")
+    for name, value in table.items():
+        if not isinstance(value, str) or ":" not in value:
+            raise ConfigError(f"{path}: [editors] {name}: expected a password hash written by "
+                              "`digest editor add`")
+    return dict(table)
 
 
 def _build(cls: type, table: Any, where: str, path: Path) -> Any:

@@ -19,7 +19,7 @@ from digest.fetch import Fetcher, FetchPolicy
 from digest.models import Article, FeedEntry, GatherResult, SourceFailure
 from digest.progress import progress
 from digest.sources import Validators, in_category, read_source
-from digest.store import Store
+from digest.store import FAILING_AFTER, Store
 from digest.urls import strip_tracking
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class SourceOutcome:
     source: SourceSettings
     entries: tuple[FeedEntry, ...] = ()
     failure: SourceFailure | None = None
+    newly_failing: bool = False  # this failure is the one that made the source "failing"
     unchanged: int = 0  # entries a not-modified source still lists that were sent already
 
 
@@ -66,7 +67,22 @@ def gather(config: Config, store: Store, fetcher: Fetcher, *, record: bool,
         store.forget_entries_before(now() - KEEP_ENTRIES_FOR)
     found = len(entries) + sum(o.unchanged for o in outcomes)
     return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
-                        failures=tuple(failures))
+                        failures=tuple(failures),
+                        newly_failing=tuple(o.failure for o in outcomes
+                                            if o.failure and o.newly_failing))
+
+
+def capture(config: Config, store: Store, fetcher: Fetcher, *,
+            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> GatherResult:
+    """Read every source and keep its entries for the next digest, without fetching article
+    pages: run more often than the digest, it catches entries a short feed would drop."""
+    outcomes = [_read(source, config, store, fetcher, True, now) for source in config.sources]
+    entries = merge_entries([e for o in outcomes for e in o.entries])
+    known = store.known_urls(e.url for e in entries)
+    return GatherResult(found=len(entries), new_entries=sum(e.url not in known for e in entries),
+                        articles=(), failures=tuple(o.failure for o in outcomes if o.failure),
+                        newly_failing=tuple(o.failure for o in outcomes
+                                            if o.failure and o.newly_failing))
 
 
 def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher,
@@ -81,7 +97,7 @@ def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher
         count = store.record_source_failure(source.url, str(exc), now()) if record else 0
         log.warning("source %s failed%s: %s", source.name,
                     f" ({count} cycles in a row)" if count > 1 else "", exc)
-        return SourceOutcome(source, failure=failure)
+        return SourceOutcome(source, failure=failure, newly_failing=count == FAILING_AFTER)
     matching = [replace(e, url=strip_tracking(e.url)) for e in result.entries
                 if in_category(e, category, result.source_is_category)]
     if result.not_modified:

@@ -113,6 +113,7 @@ class GatherResult:
     new_entries: int
     articles: tuple[Article, ...]
     failures: tuple[SourceFailure, ...] = ()
+    newly_failing: tuple[SourceFailure, ...] = ()  # sources that just reached the limit
 
 
 @dataclass
@@ -127,9 +128,14 @@ class RunReport:
     failed: int = 0
     skipped: int = 0
     remaining: int = 0
+    deferred: int = 0
     digest_id: int | None = None
     resumed_digest_id: int | None = None
     dry_run: bool = False
+    outcome: str = ""  # sent | skipped | failed | resumed, once the cycle is over
+    reason: str = ""  # why it was skipped or failed
+    alert_skip: bool = True  # a skip worth telling [alerts] email about
+    newly_failing: list[SourceFailure] = field(default_factory=list)
     failures: list[SourceFailure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     preflight: list[str] = field(default_factory=list)

@@ -13,6 +13,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from digest.alerts import send_alert
 from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver import Transport, configured_transport
@@ -41,7 +42,7 @@ from digest.models import (
 from digest.preflight import PreflightError, PreflightReport, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
 from digest.splice import MessageTemplate
-from digest.store import LedgerWriter, Store, StoredDigest, database_url
+from digest.store import LedgerWriter, SlotTaken, Store, StoredDigest, database_url
 from digest.subscribers import StatusLookup, SubscriberList, check_address
 from digest.tokens import make_token, signing_key
 
@@ -213,54 +214,155 @@ TransportFactory = Callable[[], Transport]
 
 def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
               make_transport: TransportFactory | None = None,
-              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RunReport:
-    """One full cycle: finish any unfinished digest, then gather, build and send a new one."""
+              now: Callable[[], datetime] = lambda: datetime.now(UTC),
+              slot: datetime | None = None) -> RunReport:
+    """One full cycle: finish any unfinished digest, then gather, build and send a new one.
+    `slot` is the scheduled fire time when the scheduler runs it: one digest per slot, and
+    the editor's hold and approval apply."""
     report = RunReport(dry_run=dry_run)
     factory = make_transport or (lambda: configured_transport(config))
+    slot = slot.astimezone(UTC) if slot else None
     store = open_store(config)
     try:
         with store.lock("run", now()):
-            roster = SubscriberList(store)
-            roster.sync_file(config.subscribers_path, now())
-            if not dry_run:
-                _resume_unfinished(config, store, factory, now, report)
-            with make_fetcher(config) as fetcher:
-                result = gather(config, store, fetcher, record=not dry_run, now=now)
-            report.found, report.new = result.found, result.new_entries
-            report.failures.extend(result.failures)
-            if not result.articles:
-                report.notes.append("nothing new: no digest built")
-                return report
-            if len(result.articles) < config.digest.min_articles:
-                report.notes.append(f"only {len(result.articles)} new (min_articles = "
-                                    f"{config.digest.min_articles}): no digest built; "
-                                    "the articles wait for the next one")
-                return report
-            digest = build_digest(config, result.articles, now(), store.pending_summary_edits())
-            report.summarized = len(digest.items)
-            rendered = render(config, digest)
-            report.notes.extend(f"size guard: {action}" for action in rendered.size_actions)
-            checks = preflight_digest(config, rendered)
-            report.preflight = checks.lines()
-            if not force:
-                refuse_on_failure(checks)
-            if dry_run:
-                report.recipients = roster.count_by_status().get("active", 0)
-                report.notes.append("dry run: nothing sent, nothing recorded")
-                return report
-            digest_id = store.create_digest(rendered, [i.article for i in digest.items],
-                                            roster.iter_active(), now())
-            if digest_id is None:
-                report.notes.append("no active subscribers: nothing sent, the articles stay "
-                                    "new")
-                return report
-            report.digest_id = digest_id
-            stored = store.get_digest(digest_id)
-            assert stored is not None
-            _send_and_count(config, store, stored, factory, now, report)
+            started = now()
+            try:
+                _cycle(config, store, factory, now, report, force=force, slot=slot)
+            except DigestError as exc:
+                report.outcome, report.reason = "failed", str(exc)
+                raise
+            finally:
+                if not dry_run:
+                    finish_run(config, store, report, kind="digest" if slot else "manual",
+                               slot=slot, started=started, now=now(), make_transport=factory)
     finally:
         store.close()
     return report
+
+
+def _cycle(config: Config, store: Store, factory: TransportFactory,
+           now: Callable[[], datetime], report: RunReport, *, force: bool,
+           slot: datetime | None) -> None:
+    dry_run = report.dry_run
+    roster = SubscriberList(store)
+    roster.sync_file(config.subscribers_path, now())
+    if not dry_run:
+        _resume_unfinished(config, store, factory, now, report)
+    if slot and (existing := store.digest_for_slot(slot)) is not None:
+        _skip(report, f"the slot of {slot:%Y-%m-%d %H:%M} UTC already has its digest "
+                      f"({existing})", alert=False)
+        return
+    with make_fetcher(config) as fetcher:
+        result = gather(config, store, fetcher, record=not dry_run, now=now)
+    report.found, report.new = result.found, result.new_entries
+    report.failures.extend(result.failures)
+    report.newly_failing.extend(result.newly_failing)
+    if not result.articles:
+        _skip(report, "nothing new: no digest built")
+        return
+    if len(result.articles) < config.digest.min_articles:
+        _skip(report, f"only {len(result.articles)} new (min_articles = "
+                      f"{config.digest.min_articles}): no digest built; the articles wait "
+                      "for the next one")
+        return
+    if not dry_run and not _cleared_to_send(config, store, report, slot, len(result.articles)):
+        return
+    digest = build_digest(config, result.articles, now(), store.pending_summary_edits())
+    report.summarized = len(digest.items)
+    rendered = render(config, digest)
+    report.notes.extend(f"size guard: {action}" for action in rendered.size_actions)
+    checks = preflight_digest(config, rendered)
+    report.preflight = checks.lines()
+    if not force:
+        refuse_on_failure(checks)
+    if dry_run:
+        report.recipients = roster.count_by_status().get("active", 0)
+        report.notes.append("dry run: nothing sent, nothing recorded")
+        return
+    try:
+        digest_id = store.create_digest(rendered, [i.article for i in digest.items],
+                                        roster.iter_active(), now(), slot=slot)
+    except SlotTaken:
+        _skip(report, "another process built this slot's digest meanwhile", alert=False)
+        return
+    if digest_id is None:
+        _skip(report, "no active subscribers: nothing sent, the articles stay new")
+        return
+    if slot:
+        store.set_setting("approval", None)
+        store.set_setting("waiting_slot", None)
+    report.digest_id = digest_id
+    stored = store.get_digest(digest_id)
+    assert stored is not None
+    _send_and_count(config, store, stored, factory, now, report)
+
+
+def _skip(report: RunReport, reason: str, *, alert: bool = True) -> None:
+    report.notes.append(reason)
+    # A run that finished an interrupted digest did send something: it counts as resumed.
+    report.outcome = "resumed" if report.resumed_digest_id is not None else "skipped"
+    report.reason, report.alert_skip = reason, alert
+
+
+def _cleared_to_send(config: Config, store: Store, report: RunReport, slot: datetime | None,
+                     articles: int) -> bool:
+    """The editor's hold and (for scheduled digests) the approval rule."""
+    hold = store.get_setting("hold")
+    if hold:
+        why = f"on hold (set by {hold['by']} at {hold['at'][:16]} UTC" + (
+            f": {hold['reason']})" if hold.get("reason") else ")")
+        if slot:
+            store.set_setting("hold", None)  # a hold skips one send
+            _skip(report, f"{why}; {articles} article(s) wait for the next digest")
+        else:
+            _skip(report, f"{why}; `digest release` lifts it")
+        return False
+    if slot and config.schedule.require_approval and not store.get_setting("approval"):
+        store.set_setting("waiting_slot", slot.isoformat())
+        _skip(report, f"awaiting approval: {articles} article(s) ready; the scheduler sends "
+                      "as soon as an editor approves (`digest approve` or the editor page)")
+        log.info("digest for %s is waiting for an editor's approval", f"{slot:%Y-%m-%d %H:%M}")
+        return False
+    return True
+
+
+def finish_run(config: Config, store: Store, report: RunReport, *, kind: str,
+               slot: datetime | None, started: datetime, now: datetime,
+               make_transport: TransportFactory | None = None) -> None:
+    """Record the run for `digest status`, and alert when it did not go as planned."""
+    if not report.outcome:
+        report.outcome = "sent" if report.digest_id else (
+            "resumed" if report.resumed_digest_id is not None else "skipped")
+    store.record_run(kind=kind, slot=slot, started_at=started, finished_at=now,
+                     outcome=report.outcome, reason=report.reason, articles=report.summarized,
+                     recipients=report.recipients, sent=report.sent, failed=report.failed,
+                     deferred=report.deferred,
+                     digest_id=report.digest_id or report.resumed_digest_id)
+    for subject, body in alerts_for(report, scheduled=slot is not None):
+        send_alert(config, subject, body,
+                   transport=make_transport() if make_transport else None, now=now)
+
+
+def alerts_for(report: RunReport, *, scheduled: bool) -> list[tuple[str, str]]:
+    """The alerts a finished run calls for: (subject, body) each."""
+    found = []
+    if scheduled and report.outcome == "skipped" and report.alert_skip:
+        found.append(("scheduled digest skipped", f"No digest went out: {report.reason}\n\n"
+                      f"Articles found: {report.found}, new: {report.new}."))
+    if report.outcome == "failed":
+        found.append(("digest run failed", f"The run failed: {report.reason}\n\n"
+                      f"Sent {report.sent}, failed {report.failed}, still pending "
+                      f"{report.remaining}."))
+    elif report.failed:
+        found.append((f"digest sent with {report.failed} failed deliveries",
+                      f"Sent {report.sent}, failed {report.failed}, deferred "
+                      f"{report.deferred} of {report.recipients} recipients.\n"
+                      "`digest subscribers show ADDRESS` tells what each server answered."))
+    for failure in report.newly_failing:
+        found.append(("a source keeps failing", f"This source has failed 3 cycles in a row:\n"
+                      f"{failure.reason}\n\nIts articles are missing from the digest "
+                      "until it recovers."))
+    return found
 
 
 def resume(config: Config, *, make_transport: TransportFactory | None = None,
@@ -271,7 +373,16 @@ def resume(config: Config, *, make_transport: TransportFactory | None = None,
     store = open_store(config)
     try:
         with store.lock("run", now()):
-            _resume_unfinished(config, store, factory, now, report)
+            started = now()
+            try:
+                _resume_unfinished(config, store, factory, now, report)
+            except DigestError as exc:
+                report.outcome, report.reason = "failed", str(exc)
+                raise
+            finally:
+                if report.resumed_digest_id is not None:
+                    finish_run(config, store, report, kind="resume", slot=None,
+                               started=started, now=now(), make_transport=factory)
     finally:
         store.close()
     if report.resumed_digest_id is None:
@@ -297,6 +408,7 @@ def _send_and_count(config: Config, store: Store, stored: StoredDigest,
     outcome = send_digest(config, store, stored, make_transport, now)
     report.sent += outcome.sent
     report.failed += outcome.failed
+    report.deferred += outcome.deferred
     report.skipped += outcome.skipped
     report.remaining = outcome.remaining
     if outcome.paused:
@@ -310,6 +422,40 @@ def _send_and_count(config: Config, store: Store, stored: StoredDigest,
     if outcome.deferred:
         report.notes.append(f"{outcome.deferred} deliveries deferred by the server; "
                             "the next run retries them")
+
+
+def set_hold(config: Config, who: str, reason: str, now: datetime) -> None:
+    """Hold the next scheduled digest; a hold withdraws any approval."""
+    store = open_store(config)
+    try:
+        store.set_setting("hold", {"by": who, "at": now.astimezone(UTC).isoformat(),
+                                   "reason": reason})
+        store.set_setting("approval", None)
+    finally:
+        store.close()
+    log.info("digest put on hold by %s%s", who, f": {reason}" if reason else "")
+
+
+def release_hold(config: Config) -> bool:
+    """Lift the hold; False when there was none."""
+    store = open_store(config)
+    try:
+        held = store.get_setting("hold") is not None
+        store.set_setting("hold", None)
+    finally:
+        store.close()
+    return held
+
+
+def approve(config: Config, who: str, now: datetime) -> None:
+    """Approve the next scheduled digest; approving lifts a hold."""
+    store = open_store(config)
+    try:
+        store.set_setting("approval", {"by": who, "at": now.astimezone(UTC).isoformat()})
+        store.set_setting("hold", None)
+    finally:
+        store.close()
+    log.info("next digest approved by %s", who)
 
 
 def preflight_digest(config: Config, rendered: RenderedDigest) -> PreflightReport:
@@ -360,17 +506,34 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
 
 def status_summary(config: Config, now: datetime) -> dict[str, Any]:
     """What `digest status` shows, as plain data."""
-    from digest.scheduler import next_fire_after
+    from digest.scheduler import health, next_fire_after
 
     store = open_store(config)
     try:
         recent = store.recent_digests()
         sources = store.all_source_states()
         subscribers = SubscriberList(store).count_by_status()
+        runs = store.recent_runs()
+        hold, approval = store.get_setting("hold"), store.get_setting("approval")
+        waiting = store.get_setting("waiting_slot")
+        checks = health(config, store, now)
     finally:
         store.close()
     upcoming = next_fire_after(config, now)
     return {
+        "runs": [{**{k: run[k] for k in ("id", "kind", "outcome", "reason", "articles",
+                                          "recipients", "sent", "failed", "deferred",
+                                          "digest_id")},
+                  "slot": run["slot"].isoformat() if run["slot"] else None,
+                  "started_at": run["started_at"].isoformat(),
+                  "duration_seconds": round((run["finished_at"] - run["started_at"])
+                                            .total_seconds(), 1)
+                  if run["finished_at"] else None} for run in runs],
+        "hold": hold,
+        "approval": approval,
+        "waiting_for_approval": waiting,
+        "last_gather_at": checks["last_gather_at"],
+        "last_send_at": checks["last_send_at"],
         "next_run": {"local": upcoming.isoformat(), "utc": upcoming.astimezone(UTC).isoformat(),
                      "timezone": config.schedule.timezone} if upcoming else None,
         "digests": [{"id": d.id, "created_at": d.created_at.isoformat(), "status": d.status,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -54,6 +55,10 @@ digests = Table(
     Column("subject", Text, nullable=False),
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
+    # The scheduled fire time this digest was built for; unique, so a slot never gets two.
+    # NULL for digests sent by hand (`digest run`).
+    Column("slot", DateTime(timezone=True)),
+    Index("ix_digests_slot", "slot", unique=True),
 )
 
 digest_articles = Table(
@@ -161,6 +166,24 @@ settings_table = Table(
     "settings", metadata,
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# One row per job run (scheduled or by hand): what it did, or why it did nothing.
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # digest | gather | resume | manual
+    Column("slot", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", String(16), nullable=False),  # sent | skipped | failed | gathered
+    Column("reason", Text, nullable=False, default=""),
+    Column("articles", Integer, nullable=False, default=0),
+    Column("recipients", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("deferred", Integer, nullable=False, default=0),
+    Column("digest_id", Integer),
 )
 
 STALE_LOCK_AGE = timedelta(hours=12)
@@ -360,13 +383,19 @@ class Store:
         return {row.url: row.text for row in rows}
 
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
-                      recipients: Iterable[Subscriber], now: datetime) -> int | None:
+                      recipients: Iterable[Subscriber], now: datetime,
+                      slot: datetime | None = None) -> int | None:
         """Commit a digest, its articles and one pending delivery per recipient, atomically;
-        None (and nothing written) when there is no recipient."""
+        None (and nothing written) when there is no recipient. Raises SlotTaken when the
+        scheduled slot already has its digest."""
         with self.engine.begin() as conn:
-            digest_id = conn.execute(insert(digests).values(
-                created_at=now, status="sending", subject=rendered.subject,
-                html=rendered.html, text=rendered.text).returning(digests.c.id)).scalar_one()
+            try:
+                digest_id = conn.execute(insert(digests).values(
+                    created_at=now, status="sending", subject=rendered.subject,
+                    html=rendered.html, text=rendered.text, slot=slot)
+                    .returning(digests.c.id)).scalar_one()
+            except IntegrityError:
+                raise SlotTaken(f"slot {slot} already has its digest") from None
             if articles:
                 conn.execute(insert(digest_articles), [
                     {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
@@ -506,6 +535,50 @@ class Store:
                          .values(status="sent", finished_at=now))
         return True
 
+    def digest_for_slot(self, slot: datetime) -> int | None:
+        """The digest built for a scheduled slot, if there is one."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(digests.c.id).where(digests.c.slot == slot)).scalar()
+        return int(found) if found is not None else None
+
+    def record_run(self, **values: Any) -> int:
+        """Remember one job run; returns its id."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(runs).values(**values).returning(runs.c.id))
+                       .scalar_one())
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest job runs, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
+        return [{**row._mapping, "slot": as_utc(row.slot) if row.slot else None,
+                 "started_at": as_utc(row.started_at),
+                 "finished_at": as_utc(row.finished_at) if row.finished_at else None}
+                for row in rows]
+
+    def health(self) -> dict[str, datetime | None]:
+        """When sources were last read without error, and a digest was last sent."""
+        with self.engine.connect() as conn:
+            gathered = conn.execute(select(func.max(source_state.c.last_success_at))).scalar()
+            sent = conn.execute(select(func.max(digests.c.finished_at))
+                                .where(digests.c.status == "sent")).scalar()
+        return {"last_gather_at": as_utc(gathered) if gathered else None,
+                "last_send_at": as_utc(sent) if sent else None}
+
+    def get_setting(self, name: str) -> Any:
+        """A JSON value kept in the settings table, or None."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(settings_table.c.value)
+                                 .where(settings_table.c.name == name)).scalar()
+        return json.loads(value) if value is not None else None
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """Keep a JSON value in the settings table; None removes it."""
+        with self.engine.begin() as conn:
+            conn.execute(settings_table.delete().where(settings_table.c.name == name))
+            if value is not None:
+                conn.execute(insert(settings_table).values(name=name, value=json.dumps(value)))
+
     def recent_digests(self, limit: int = 10) -> list[tuple[StoredDigest, DeliveryCounts]]:
         """The latest digests with their delivery counts, newest first."""
         with self.engine.connect() as conn:
@@ -560,6 +633,10 @@ class Store:
             return taken.rowcount == 1
 
 
+class SlotTaken(DigestError):
+    """A scheduled slot already has its digest."""
+
+
 class LedgerWriter:
     """Records delivery outcomes on a DBAPI connection of its own, one commit per message:
     the commit is on the hot path of every send, so it skips SQLAlchemy's per-statement
@@ -609,6 +686,9 @@ def _add_missing_columns(engine: Engine) -> None:
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
                                      f"{kind}{clause}")
                 log.info("state database: added column %s.%s", table.name, column.name)
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber]]:

@@ -5,6 +5,7 @@ address is on the list."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -152,7 +153,22 @@ def create_app(config: Config) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return Response("ok\n", 200, mimetype="text/plain")
+        """Last successful gather and send; with ?max_age_hours=N, 503 when the last send
+        is older than that (or there never was one), for a monitor to alert on."""
+        from digest.scheduler import health
+
+        now = datetime.now(UTC)
+        data = health(config, store, now)
+        status = 200
+        max_age = request.args.get("max_age_hours", type=float)
+        if max_age is not None:
+            last = data["last_send_at"]
+            fresh = last is not None and \
+                now - datetime.fromisoformat(last) <= timedelta(hours=max_age)
+            data["ok"] = fresh
+            status = 200 if fresh else 503
+        return Response(json.dumps(data, indent=2) + "\n", status,
+                        mimetype="application/json")
 
     def _invalid() -> Response:
         return page("message.html", 400, heading="This link does not work",
