@@ -271,6 +271,46 @@ def _login() -> str:
         return "operator"
 
 
+@cli.group()
+def editor() -> None:
+    """Editor accounts for the editor's desk (/editor/ of `digest serve`), kept in the
+    [editors] table of config.toml as password hashes."""
+
+
+@editor.command("add")
+@click.argument("name")
+@click.option("--email", default="", help="Where their test digests go by default.")
+@click.password_option("--password", prompt="Password", envvar="DIGEST_EDITOR_PASSWORD",
+                       help="Asked for when not given (or set DIGEST_EDITOR_PASSWORD).")
+@pass_context
+def editor_add(ctx: Context, name: str, email: str, password: str) -> None:
+    """Add an editor (or set a new password), writing the hash into config.toml."""
+    from digest.accounts import add_editor
+
+    add_editor(ctx.config_path, name, password, email)
+    click.echo(f"editor {name} saved in {ctx.config_path} (password stored as a hash)")
+
+
+@editor.command("remove")
+@click.argument("name")
+@pass_context
+def editor_remove(ctx: Context, name: str) -> None:
+    """Remove an editor account from config.toml."""
+    from digest.accounts import remove_editor
+
+    remove_editor(ctx.config_path, name)
+    click.echo(f"editor {name} removed from {ctx.config_path}")
+
+
+@editor.command("list")
+@pass_context
+def editor_list(ctx: Context) -> None:
+    """Print the editor accounts."""
+    for account in ctx.config.editors.values():
+        click.echo(f"{account.name}\t{account.email}")
+    click.echo(f"{len(ctx.config.editors)} editor(s)", err=True)
+
+
 @cli.command()
 @click.option("--fresh", is_flag=True, help="Forget the demo's state and outbox first.")
 @click.option("--serve", is_flag=True,

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from digest.abstractive import abstractive_summary
 from digest.config import Config
+from digest.draft import arrange, included
 from digest.group import group_stories
-from digest.models import Article, Digest, DigestItem, Summary
+from digest.models import Article, ArticleEdit, Digest, DigestItem, Summary
 from digest.summarize import split_sentences, summarize
 
 WORDS_PER_MINUTE = 230
@@ -19,17 +20,26 @@ HEADLINES_IN_PREHEADER = 3
 
 
 def build_digest(config: Config, articles: Iterable[Article], now: datetime,
-                 edits: Mapping[str, str] | None = None) -> Digest:
-    """The digest of these articles; `edits` maps an article URL to an editor's summary."""
+                 edits: Mapping[str, ArticleEdit | str] | None = None,
+                 note: str = "") -> Digest:
+    """The digest of these articles with the editor's changes applied: `edits` maps an
+    article URL to its ArticleEdit (or just an edited summary); `note` opens the digest."""
     d = config.digest
-    stories = group_stories(list(articles), d.group_threshold)
-    items = [DigestItem(article=a, summary=summary_for(config, a, (edits or {}).get(a.url)),
+    changes = {url: e if isinstance(e, ArticleEdit) else ArticleEdit(url=url, summary=e)
+               for url, e in (edits or {}).items()}
+    stories = group_stories(included(list(articles), changes), d.group_threshold)
+    ordered = arrange(order_articles(stories, d.order), lambda a: a.url, changes)
+    items = [DigestItem(article=a, summary=summary_for(config, a, _summary(changes, a.url)),
                         reading_minutes=reading_minutes(a))
-             for a in order_articles(stories, d.order)]
-    items = items[:d.max_articles]
+             for a in ordered[:d.max_articles]]
     return Digest(title=d.title, category=d.category, created_at=now, items=tuple(items),
                   opening_line=opening_line(d.category, items),
-                  preheader=preheader(d.category, items))
+                  preheader=preheader(d.category, items), editor_note=note.strip())
+
+
+def _summary(edits: Mapping[str, ArticleEdit], url: str) -> str | None:
+    edit = edits.get(url)
+    return edit.summary if edit and edit.summary else None
 
 
 def summary_for(config: Config, article: Article, edited: str | None = None) -> Summary:

@@ -287,7 +287,7 @@ class Config:
     alerts: AlertSettings
     log: LogSettings
     web: WebSettings
-    editors: dict[str, str] = field(default_factory=dict)  # name -> password hash
+    editors: dict[str, Editor] = field(default_factory=dict)
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the folder holding config.toml."""
@@ -363,15 +363,37 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
                   **sections)
 
 
-def _editors(table: Any, path: Path) -> dict[str, str]:
-    """[editors]: one `name = "password hash"` line per editor (`digest editor add`)."""
+@dataclass(frozen=True)
+class Editor:
+    """One editor account: `digest editor add NAME` writes it."""
+
+    name: str
+    password_hash: str
+    email: str = ""
+
+
+def _editors(table: Any, path: Path) -> dict[str, Editor]:
+    """[editors]: `name = "hash"`, or `[editors.name]` with password_hash and email."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [editors]: expected a table of name = \"password hash\"")
+        raise ConfigError(f"{path}: [editors]: expected a table of editor accounts")
+    editors = {}
     for name, value in table.items():
-        if not isinstance(value, str) or ":" not in value:
-            raise ConfigError(f"{path}: [editors] {name}: expected a password hash written by "
+        where = f"{path}: [editors] {name}"
+        if isinstance(value, dict):
+            unknown = set(value) - {"password_hash", "email"}
+            if unknown:
+                raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: "
+                                  "email, password_hash)")
+            hashed, email = value.get("password_hash"), value.get("email", "")
+        else:
+            hashed, email = value, ""
+        if not isinstance(hashed, str) or ":" not in hashed:
+            raise ConfigError(f"{where}: expected a password hash written by "
                               "`digest editor add`")
-    return dict(table)
+        if not isinstance(email, str) or (email and _check_address(email)):
+            raise ConfigError(f"{where}: email: expected an email address, got {email!r}")
+        editors[name] = Editor(name=name, password_hash=hashed, email=email)
+    return editors
 
 
 def _build(cls: type, table: Any, where: str, path: Path) -> Any:

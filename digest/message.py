@@ -31,6 +31,7 @@ class Envelope:
     list_id: str
     base_url: str
     unsubscribe_mailto: str = ""  # address for mailto: unsubscribes; empty for none
+    archive_key: bytes = b""  # signs the web-version link, so only readers can open it
 
 
 MAX_NAME = 120
@@ -61,9 +62,18 @@ def message_id(digest_id: int, email: str, from_address: str) -> str:
     return f"<digest-{digest_id}.{address_digest(email)}@{sender_domain(from_address)}>"
 
 
-def web_version_url(base_url: str, digest_id: int) -> str:
-    """Where the web version of a digest is served."""
-    return f"{base_url.rstrip('/')}/archive/{digest_id}/"
+def web_version_url(base_url: str, digest_id: int, key: bytes = b"") -> str:
+    """Where the web version of a digest is served; with a key, the link carries a token
+    that opens it even when the archive is not public."""
+    url = f"{base_url.rstrip('/')}/archive/{digest_id}/"
+    return f"{url}?k={archive_token(key, digest_id)}" if key else url
+
+
+def archive_token(key: bytes, digest_id: int) -> str:
+    """The signature part of a digest's web-version link."""
+    from digest.tokens import make_token
+
+    return make_token(key, "archive", str(digest_id)).rpartition(".")[2]
 
 
 def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
@@ -79,7 +89,8 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
     """The complete message for one subscriber."""
     html_part, text_part = personalise(
         rendered, name=display_name(subscriber.name), email=subscriber.email.strip(),
-        unsubscribe_url=unsubscribe_url, web_url=web_version_url(envelope.base_url, digest_id))
+        unsubscribe_url=unsubscribe_url,
+        web_url=web_version_url(envelope.base_url, digest_id, envelope.archive_key))
     # An address with a non-ASCII local part can only travel with SMTPUTF8, as raw UTF-8.
     policy = HEADER_POLICY if subscriber.email.isascii() else HEADER_POLICY.clone(utf8=True)
     msg = EmailMessage(policy=policy)

@@ -75,6 +75,20 @@ class Digest:
     items: tuple[DigestItem, ...]
     opening_line: str = ""
     preheader: str = ""
+    editor_note: str = ""  # the editor's words that open the digest
+
+
+@dataclass(frozen=True)
+class ArticleEdit:
+    """An editor's changes to one article of the next digest, kept by URL so they survive
+    a rebuild of the draft when new articles arrive."""
+
+    url: str
+    excluded: bool = False
+    pinned: bool = False
+    position: int | None = None  # manual order among the articles the editor has moved
+    headline: str = ""  # replaces the title when set
+    summary: str = ""  # replaces the generated summary when set
 
 
 @dataclass(frozen=True)

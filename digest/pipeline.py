@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
@@ -33,6 +33,7 @@ from digest.message import (
     web_version_url,
 )
 from digest.models import (
+    Article,
     Digest,
     GatherResult,
     RenderedDigest,
@@ -93,7 +94,8 @@ def envelope(config: Config) -> Envelope:
     return Envelope(from_address=config.email.from_address, reply_to=config.email.reply_to,
                     list_id=f"{config.digest.title} <{slug}.{domain}>",
                     base_url=config.email.base_url.rstrip("/"),
-                    unsubscribe_mailto=config.email.unsubscribe_mailto or f"unsubscribe@{domain}")
+                    unsubscribe_mailto=config.email.unsubscribe_mailto or f"unsubscribe@{domain}",
+                    archive_key=state_key(config))
 
 
 def envelope_sender(config: Config) -> str:
@@ -267,7 +269,7 @@ def _cycle(config: Config, store: Store, factory: TransportFactory,
         return
     if not dry_run and not _cleared_to_send(config, store, report, slot, len(result.articles)):
         return
-    digest = build_digest(config, result.articles, now(), store.pending_summary_edits())
+    digest = compose_next(config, store, result.articles, now())
     report.summarized = len(digest.items)
     rendered = render(config, digest)
     report.notes.extend(f"size guard: {action}" for action in rendered.size_actions)
@@ -288,6 +290,7 @@ def _cycle(config: Config, store: Store, factory: TransportFactory,
     if digest_id is None:
         _skip(report, "no active subscribers: nothing sent, the articles stay new")
         return
+    store.set_setting("draft_note", None)  # the note opened this digest; the next starts blank
     if slot:
         store.set_setting("approval", None)
         store.set_setting("waiting_slot", None)
@@ -483,11 +486,14 @@ def refuse_on_failure(report: PreflightReport) -> None:
 
 
 def send_test(config: Config, address: str, *, name: str = "Test Reader",
-              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[str, int]:
-    """Send the next digest, marked [TEST], to one address; record nothing. Returns the
-    server's reply and the number of articles."""
+              now: Callable[[], datetime] = lambda: datetime.now(UTC),
+              rendered: RenderedDigest | None = None, articles: int = 0) -> tuple[str, int]:
+    """Send the next digest (or this rendered draft), marked [TEST], to one address, as a
+    sample subscriber; record nothing. Returns the server's reply and the article count."""
     address = check_address(address)
-    rendered, result, _, _ = preview(config, now=now)
+    if rendered is None:
+        rendered, result, _, _ = preview(config, now=now)
+        articles = len(result.articles)
     test = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
     message = build_message(test, Subscriber(email=address, name=name),
                             envelope=envelope(config), digest_id=0, created_at=now(),
@@ -501,7 +507,7 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
                                utf8=not address.isascii())
     finally:
         transport.close()
-    return reply, len(result.articles)
+    return reply, articles
 
 
 def status_summary(config: Config, now: datetime) -> dict[str, Any]:
@@ -560,6 +566,13 @@ def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:
 # --- preview ------------------------------------------------------------------------
 
 
+def compose_next(config: Config, store: Store, articles: Sequence[Article],
+                 now: datetime) -> Digest:
+    """The next digest of these articles with the editor's changes and note applied."""
+    note = store.get_setting("draft_note") or {}
+    return build_digest(config, articles, now, store.article_edits(), note.get("text", ""))
+
+
 def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
             ) -> tuple[RenderedDigest, GatherResult, str, str]:
     """Build the next digest as it would be sent, for a sample subscriber; record nothing."""
@@ -567,10 +580,9 @@ def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.no
     try:
         with make_fetcher(config) as fetcher:
             result = gather(config, store, fetcher, record=False, now=now)
-        edits = store.pending_summary_edits()
+        digest = compose_next(config, store, result.articles, now())
     finally:
         store.close()
-    digest = build_digest(config, result.articles, now(), edits)
     rendered = render(config, digest)
     html, text = sample_parts(config, rendered)
     return rendered, result, html, text

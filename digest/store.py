@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from digest.errors import ConfigError, DigestError, LockedError
-from digest.models import Article, FeedEntry, RenderedDigest, Subscriber
+from digest.models import Article, ArticleEdit, FeedEntry, RenderedDigest, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,14 @@ source_entries = Table(
 summary_edits = Table(
     "summary_edits", metadata,
     Column("url", Text, primary_key=True),
-    Column("text", Text, nullable=False),
+    Column("text", Text, nullable=False),  # the editor's summary; "" keeps the generated one
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("digest_id", Integer, ForeignKey("digests.id")),
+    Column("excluded", Integer, nullable=False, default=0),
+    Column("pinned", Integer, nullable=False, default=0),
+    Column("position", Integer),
+    Column("headline", Text, nullable=False, default=""),
+    Column("updated_by", Text, nullable=False, default=""),
 )
 
 # The subscriber list. email_key is the address normalised for comparison; email keeps it
@@ -371,16 +376,41 @@ class Store:
     def clear_summary_edit(self, url: str) -> bool:
         """Go back to the generated summary; True when there was an edit."""
         with self.engine.begin() as conn:
-            gone = conn.execute(summary_edits.delete().where(
-                summary_edits.c.url == url, summary_edits.c.digest_id.is_(None)))
+            gone = conn.execute(update(summary_edits).where(
+                summary_edits.c.url == url, summary_edits.c.digest_id.is_(None),
+                summary_edits.c.text != "").values(text=""))
         return bool(gone.rowcount)
 
     def pending_summary_edits(self) -> dict[str, str]:
         """URL → editor's summary, for articles not yet sent."""
+        return {url: e.summary for url, e in self.article_edits().items() if e.summary}
+
+    def article_edits(self) -> dict[str, ArticleEdit]:
+        """URL → the editor's changes, for articles not yet sent."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(summary_edits.c.url, summary_edits.c.text)
+            rows = conn.execute(select(summary_edits)
                                 .where(summary_edits.c.digest_id.is_(None))).all()
-        return {row.url: row.text for row in rows}
+        return {row.url: ArticleEdit(url=row.url, excluded=bool(row.excluded),
+                                     pinned=bool(row.pinned), position=row.position,
+                                     headline=row.headline or "", summary=row.text)
+                for row in rows}
+
+    def save_article_edit(self, url: str, now: datetime, by: str = "", **changes: Any) -> None:
+        """Change some of an article's edits (excluded, pinned, position, headline, text)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(summary_edits.c.digest_id)
+                               .where(summary_edits.c.url == url)).first()
+            if row is not None and row.digest_id is not None:
+                raise DigestError(f"{url}: already sent in digest {row.digest_id}; "
+                                  "it can no longer change")
+            values = {**changes, "updated_at": now, "updated_by": by}
+            if row is None:
+                conn.execute(insert(summary_edits).values(url=url, text="", **values)
+                             if "text" not in changes else insert(summary_edits).values(
+                                 url=url, **values))
+            else:
+                conn.execute(update(summary_edits).where(summary_edits.c.url == url)
+                             .values(**values))
 
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
                       recipients: Iterable[Subscriber], now: datetime,

@@ -180,6 +180,10 @@ def create_app(config: Config) -> Flask:
         return page("message.html", 403, heading="This form has expired",
                     text="Please reload the page and try again.")
 
+    from digest.web.editor import register_editor
+
+    register_editor(app, config, store, pages)
+
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Response:
         return page("message.html", 404, heading="Page not found", text="")
