@@ -30,27 +30,9 @@ sys.path.insert(0, str(REPO))
 
 
 def _project(folder: Path, port: int, subscribers: int, connections: int) -> Path:
-    (folder / "subscribers").mkdir(parents=True, exist_ok=True)
-    with (folder / "subscribers" / "subscribers.csv").open("w", encoding="utf-8") as out:
-        out.write("email,name\n")
-        for i in range(subscribers):
-            out.write(f"reader{i:06d}@example.org,Reader {i}\n")
-    path = folder / "config.toml"
-    path.write_text(f"""
-[[sources]]
-name = "none"
-url = "http://127.0.0.1:9/feed/"
-[email]
-from = "Spacecraft Digest <digest@news.example>"
-templates = "{REPO / 'templates'}"
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-connections = {connections}
-max_per_connection = 100000
-""")
-    return path
+    from bench.common import write_project
+
+    return write_project(folder, port, subscribers, connections=connections)
 
 
 def _committed_digest(config_path: Path) -> None:
@@ -162,12 +144,9 @@ def main() -> int:
         print(json.dumps(ours(Path(args.project) / "config.toml")))
         return 0
 
-    # The receiver runs in a process of its own so it never competes with the sender.
-    sink = subprocess.Popen([sys.executable, "-c", "from digest.demo.null_smtp import "
-                             "serve_forever; serve_forever()"], cwd=REPO,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None
-    port = int(sink.stdout.readline())
+    from bench.common import start_sink
+
+    sink, port = start_sink()
     try:
         print(f"{args.subscribers:,} messages of a 12-article digest to a local asyncio sink")
         print(f"{'connections':>11}{'ours msg/s':>12}{'smtplib msg/s':>15}{'ratio':>8}"

@@ -17,7 +17,7 @@ import click
 
 from digest import logs, pipeline
 from digest.config import Config, default_config_path, load_config
-from digest.errors import DigestError, SubscriberError
+from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.models import RunReport
 from digest.subscribers import SubscriberList
 
@@ -269,6 +269,72 @@ def _login() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "operator"
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Exit when nothing is left to send.")
+@pass_context
+def worker(ctx: Context, once: bool) -> None:
+    """Help send digests: claim batches of deliveries from the state database and send
+    them; run any number, on any number of machines (see docs/scaling.md)."""
+    from digest.worker import run_worker
+
+    with _graceful_stop():
+        report = run_worker(ctx.config, once=once)
+    click.echo(f"worker: {report.sent} sent, {report.failed} failed, {report.deferred} "
+               f"deferred, in {report.digests} batch round(s)")
+
+
+@cli.group()
+def db() -> None:
+    """The state database: schema upgrades and moving it to PostgreSQL."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Create or upgrade the state database's schema to this version (Alembic)."""
+    from sqlalchemy import create_engine
+
+    from digest.migrate import upgrade
+
+    engine = create_engine(ctx.config.database_url())
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"state database at revision {after}" + (
+        f" (was {before or 'unversioned'})" if before != after else " (already up to date)"))
+
+
+@db.command("copy")
+@click.option("--to", "target", required=True,
+              help="URL of the new, empty database, e.g. postgresql://digest@db.example/digest "
+                   "(password from [state] password_env).")
+@pass_context
+def db_copy(ctx: Context, target: str) -> None:
+    """Copy everything in the state database into a new, empty database (stop the
+    scheduler, workers and web app first), then point [state] database at it."""
+    import os
+
+    from digest.config import _check_database
+    from digest.migrate import copy_state
+    from digest.store import database_url
+
+    problem = _check_database(target)
+    if problem or "://" not in target:
+        raise ConfigError(f"--to {target}: {problem or 'expected a postgresql:// URL'}")
+    store = pipeline.open_store(ctx.config)
+    try:
+        with store.lock("run", datetime.now(UTC)):
+            counts = copy_state(store.engine, database_url(
+                target, ctx.config.path.parent,
+                os.environ.get(ctx.config.state.password_env, "")))
+    finally:
+        store.close()
+    for table, count in counts.items():
+        click.echo(f"{table:<20} {count} row(s)")
+    click.echo(f"copied to {target}; now set [state] database = \"{target}\"")
 
 
 @cli.group()

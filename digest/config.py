@@ -47,6 +47,19 @@ def _check_timezone(value: str) -> str | None:
     return None
 
 
+def _check_database(value: str) -> str | None:
+    if "://" not in value:
+        return None if value.strip() else "expected a file path or a postgresql:// URL"
+    scheme = value.split("://", 1)[0]
+    if scheme.split("+")[0] not in ("postgresql", "sqlite"):
+        return f"expected a SQLite path or a postgresql:// URL, got {scheme}://"
+    if "@" in value.split("://", 1)[1].split("/")[0] and ":" in \
+            value.split("://", 1)[1].split("@")[0]:
+        return "put the password in the environment variable [state] password_env names, " \
+               "not in the URL"
+    return None
+
+
 def _check_optional_cron(value: str) -> str | None:
     return _check_cron(value) if value else None
 
@@ -201,6 +214,15 @@ class DeliverySettings:
                              "bounced.", _positive)
     pause_after_failures: int = _key(50, "Consecutive failed or deferred deliveries that "
                                      "pause the digest.", _positive)
+    send_with: str = _key("scheduler", "'scheduler': `digest run`/`schedule` send the digest "
+                          "(and any `digest worker` helps); 'workers': they only build it "
+                          "and `digest worker` processes send it.",
+                          _one_of("scheduler", "workers"))
+    batch_size: int = _key(200, "Deliveries a sender claims at a time.", _positive)
+    lease_seconds: float = _key(120.0, "A claimed batch whose sender stops beating its heart "
+                                "for this long goes to another sender.", _positive)
+    worker_poll_seconds: float = _key(5.0, "How often an idle `digest worker` looks for a "
+                                      "digest to send.", _positive)
 
 
 @dataclass(frozen=True)
@@ -211,7 +233,10 @@ class SubscriberSettings:
 
 @dataclass(frozen=True)
 class StateSettings:
-    database: str = _key("state/digest.sqlite3", "State database path, relative to config.toml.")
+    database: str = _key("state/digest.sqlite3", "State database: a SQLite path relative to "
+                         "config.toml, or a postgresql://user@host/db URL.", _check_database)
+    password_env: str = _key("DIGEST_DB_PASSWORD", "Env var holding the database password "
+                             "(PostgreSQL).")
 
 
 @dataclass(frozen=True)
@@ -296,6 +321,18 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.resolve(self.state.database)
+
+    @property
+    def database_is_server(self) -> bool:
+        """True when the state lives in a database server (PostgreSQL), not a file."""
+        return self.state.database.startswith("postgresql")
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the state database, with the password from the env."""
+        from digest.store import database_url
+
+        return database_url(self.state.database, self.path.parent,
+                            os.environ.get(self.state.password_env, ""))
 
     @property
     def subscribers_path(self) -> Path:

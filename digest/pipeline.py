@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import secrets
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
@@ -43,7 +46,7 @@ from digest.models import (
 from digest.preflight import PreflightError, PreflightReport, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
 from digest.splice import MessageTemplate
-from digest.store import LedgerWriter, SlotTaken, Store, StoredDigest, database_url
+from digest.store import LedgerWriter, SlotTaken, Store, StoredDigest
 from digest.subscribers import StatusLookup, SubscriberList, check_address
 from digest.tokens import make_token, signing_key
 
@@ -58,7 +61,7 @@ stop_requested = threading.Event()
 
 def open_store(config: Config) -> Store:
     """The state database named in [state]."""
-    return Store(database_url(config.state.database, config.path.parent))
+    return Store(config.database_url())
 
 
 # --- build --------------------------------------------------------------------------
@@ -126,15 +129,24 @@ def unsubscribe_link(config: Config, key: bytes, email: str) -> str:
 
 def state_key(config: Config) -> bytes:
     """The key that signs subscriber links."""
+    if config.database_is_server and not os.environ.get(config.email.signing_key_env):
+        raise ConfigError(f"{config.path}: [email] signing_key_env: set "
+                          f"{config.email.signing_key_env}; with a database server every "
+                          "host must sign links with the same key")
     state_dir = Path(config.database_path).parent
     return signing_key(config.email.signing_key_env, state_dir)
 
 
+def sender_id() -> str:
+    """This sending process, as lease owner: host, PID and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def send_digest(config: Config, store: Store, stored: StoredDigest,
                 make_transport: Callable[[], Transport],
-                now: Callable[[], datetime]) -> SendOutcome:
-    """Send a committed digest to every recipient still waiting, recording each outcome
-    the moment the server has answered."""
+                now: Callable[[], datetime], *, retry_deferred: bool = True) -> SendOutcome:
+    """Send a committed digest to every recipient still waiting (that another sender does
+    not hold), recording each outcome the moment the server has answered."""
     d = config.delivery
     expired = store.expire_deferred(stored.id, timedelta(hours=d.deferred_lifetime_hours), now())
     if expired:
@@ -181,20 +193,51 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
                         d.bounce_after)
 
     s = config.smtp
+    owner = sender_id()
+    lease = timedelta(seconds=d.lease_seconds)
+    freed = store.release_dead_leases(stored.id, now())
+    if freed:
+        log.info("digest %d: %d deliveries held by a sender that died are free again",
+                 stored.id, freed)
+    store.register_sender(owner, now())
+    limiter = RateLimiter(s.rate_per_second, s.rate_per_hour)
+    limiter.share(store.live_senders(now(), lease))
+    beating = threading.Event()
+
+    def heartbeat() -> None:
+        # Keep our leases while we work through them, and our share of the rate current.
+        while not beating.wait(d.lease_seconds / 3):
+            store.renew_leases(owner, lease, now())
+            limiter.share(store.live_senders(now(), lease))
+
+    def claimed() -> Iterator[Subscriber]:
+        while not stop_requested.is_set():
+            batch = store.claim_deliveries(stored.id, owner, d.batch_size, lease, now(),
+                                           retry_deferred=retry_deferred)
+            if not batch:
+                return
+            yield from batch
+
+    heart = threading.Thread(target=heartbeat, name="lease-heartbeat", daemon=True)
+    heart.start()
     plan = SendPlan(
-        recipients=store.pending_deliveries(stored.id),
+        recipients=claimed(),
         total=store.delivery_counts(stored.id).unsent,
         make_transport=make_transport, message_for=message_for, record=record,
         still_wanted=still_wanted,
         sender=envelope_sender(config), connections=s.connections,
         max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
         retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
-        limiter=RateLimiter(s.rate_per_second, s.rate_per_hour), stop=stop_requested, now=now)
+        limiter=limiter, stop=stop_requested, now=now)
     try:
         tally = send_all(plan)
     finally:
+        beating.set()
+        heart.join()
         for connection in connections:
             connection.close()
+        store.release_leases(owner)
+        store.unregister_sender(owner)
     if tally.paused:
         store.set_digest_status(stored.id, "paused")
     else:
@@ -407,7 +450,13 @@ def _resume_unfinished(config: Config, store: Store, make_transport: TransportFa
 def _send_and_count(config: Config, store: Store, stored: StoredDigest,
                     make_transport: TransportFactory, now: Callable[[], datetime],
                     report: RunReport) -> None:
-    report.recipients = max(report.recipients, store.delivery_counts(stored.id).total)
+    counts = store.delivery_counts(stored.id)
+    report.recipients = max(report.recipients, counts.total)
+    if config.delivery.send_with == "workers":
+        report.remaining = counts.unsent
+        report.notes.append(f"digest {stored.id}: {counts.unsent} deliveries queued for "
+                            "`digest worker` ([delivery] send_with = \"workers\")")
+        return
     outcome = send_digest(config, store, stored, make_transport, now)
     report.sent += outcome.sent
     report.failed += outcome.failed

@@ -28,7 +28,7 @@ from digest.alerts import send_alert
 from digest.config import Config, load_config
 from digest.errors import DigestError, LockedError
 from digest.gather import capture, make_fetcher
-from digest.store import Store, database_url
+from digest.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,8 @@ def build_scheduler(config: Config, *, scheduler_class: type[BaseScheduler] = Bl
     """A scheduler whose jobs are brought in line with the config as it starts: a job kept
     in the state database keeps its next run time unless its schedule changed."""
     s = config.schedule
-    store = (SQLAlchemyJobStore(url=database_url(config.state.database, config.path.parent),
-                                tablename=JOB_TABLE) if persistent else MemoryJobStore())
+    store = (SQLAlchemyJobStore(url=config.database_url(), tablename=JOB_TABLE)
+             if persistent else MemoryJobStore())
     scheduler = scheduler_class(
         timezone=ZoneInfo(s.timezone), jobstores={"default": store},
         job_defaults={"coalesce": s.coalesce, "max_instances": s.max_instances,

@@ -32,11 +32,11 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
+    or_,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from digest.errors import ConfigError, DigestError, LockedError
@@ -84,7 +84,23 @@ deliveries = Table(
     Column("code", Integer),  # the SMTP reply code of the last attempt
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True)),
+    # Who is sending this row right now, and until when (`digest worker` and every sender
+    # claim batches; a lease that runs out is picked up by another sender).
+    Column("lease_owner", Text),
+    Column("lease_until", DateTime(timezone=True)),
     UniqueConstraint("digest_id", "email"),
+    Index("ix_deliveries_digest_status", "digest_id", "status"),
+)
+
+# Every process sending right now, with a heartbeat: the global rate limit is shared out
+# among the live ones.
+senders = Table(
+    "senders", metadata,
+    Column("owner", Text, primary_key=True),  # host:pid:random
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 locks = Table(
@@ -169,7 +185,7 @@ suppressions = Table(
 # Bookkeeping for things synchronised from files (the subscriber CSV's fingerprint).
 settings_table = Table(
     "settings", metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
 
@@ -250,10 +266,16 @@ class DeliveryCounts:
         return self.pending + self.deferred
 
 
-def database_url(database: str, base: Path) -> str:
-    """A SQLAlchemy URL from the [state] database setting (a path or a URL)."""
+def database_url(database: str, base: Path, password: str = "") -> str:
+    """A SQLAlchemy URL from the [state] database setting (a path or a URL). A
+    postgresql:// URL gets the psycopg (3) driver, and the password when it has none."""
     if "://" in database:
-        return database
+        url = make_url(database)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        if password and url.password is None:
+            url = url.set(password=password)
+        return url.render_as_string(hide_password=False)
     path = (base / database).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -271,8 +293,10 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            from digest.migrate import current, head, upgrade
+
+            if current(self.engine) != head():
+                upgrade(self.engine)
         except OperationalError as exc:
             raise ConfigError(f"[state] database: cannot open {url}: {exc.orig}") from None
 
@@ -361,17 +385,7 @@ class Store:
 
     def set_summary_edit(self, url: str, text: str, now: datetime) -> None:
         """Use this text as the article's summary in the next digest."""
-        with self.engine.begin() as conn:
-            row = conn.execute(select(summary_edits.c.digest_id)
-                               .where(summary_edits.c.url == url)).first()
-            if row is not None and row.digest_id is not None:
-                raise DigestError(f"{url}: already sent in digest {row.digest_id}; "
-                                  "its summary can no longer change")
-            if row is None:
-                conn.execute(insert(summary_edits).values(url=url, text=text, updated_at=now))
-            else:
-                conn.execute(update(summary_edits).where(summary_edits.c.url == url)
-                             .values(text=text, updated_at=now))
+        self.save_article_edit(url, now, text=text)
 
     def clear_summary_edit(self, url: str) -> bool:
         """Go back to the generated summary; True when there was an edit."""
@@ -510,6 +524,86 @@ class Store:
                                                   deliveries.c.status.in_(UNSENT))
         for row in self.stream(query, deliveries.c.id, batch):
             yield Subscriber(email=row.email, name=row.name, format=row.format)
+
+    def claim_deliveries(self, digest_id: int, owner: str, limit: int, lease: timedelta,
+                         now: datetime, retry_deferred: bool = True) -> list[Subscriber]:
+        """Lease up to `limit` unsent deliveries nobody else holds (row locks with SKIP
+        LOCKED on PostgreSQL; SQLite has one writer at a time)."""
+        wanted = UNSENT if retry_deferred else ("pending",)
+        free = select(deliveries.c.id).where(
+            deliveries.c.digest_id == digest_id, deliveries.c.status.in_(wanted),
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now)
+        ).order_by(deliveries.c.id).limit(limit).with_for_update(skip_locked=True)
+        with self._write_lock, self.engine.begin() as conn:
+            rows = conn.execute(update(deliveries).where(
+                deliveries.c.id.in_(free.scalar_subquery())).values(
+                lease_owner=owner, lease_until=now + lease).returning(
+                deliveries.c.id, deliveries.c.email, deliveries.c.name,
+                deliveries.c.format)).all()
+        return [Subscriber(email=r.email, name=r.name, format=r.format)
+                for r in sorted(rows, key=lambda r: r.id)]
+
+    def renew_leases(self, owner: str, lease: timedelta, now: datetime) -> int:
+        """Extend every lease this sender holds on unsent rows; beat its heart."""
+        with self._write_lock, self.engine.begin() as conn:
+            renewed = conn.execute(update(deliveries).where(
+                deliveries.c.lease_owner == owner, deliveries.c.status.in_(UNSENT)).values(
+                lease_until=now + lease)).rowcount
+            conn.execute(update(senders).where(senders.c.owner == owner)
+                         .values(heartbeat_at=now))
+        return int(renewed)
+
+    def release_leases(self, owner: str) -> int:
+        """Give back the unsent rows this sender holds, for others to send."""
+        with self._write_lock, self.engine.begin() as conn:
+            return int(conn.execute(update(deliveries).where(
+                deliveries.c.lease_owner == owner, deliveries.c.status.in_(UNSENT)).values(
+                lease_owner=None, lease_until=None)).rowcount)
+
+    def release_dead_leases(self, digest_id: int, now: datetime) -> int:
+        """Free the rows leased by senders on this host whose process is gone (a crash or
+        SIGKILL), so a restart need not wait for their leases to run out."""
+        host = socket.gethostname()
+        with self.engine.connect() as conn:
+            owners = conn.execute(select(deliveries.c.lease_owner).distinct().where(
+                deliveries.c.digest_id == digest_id, deliveries.c.lease_until >= now,
+                deliveries.c.status.in_(UNSENT))).scalars().all()
+        dead = [o for o in owners if o and o.split(":")[0] == host
+                and not _pid_alive(int(o.split(":")[1]))]
+        freed = 0
+        for owner in dead:
+            freed += self.release_leases(owner)
+        return freed
+
+    def register_sender(self, owner: str, now: datetime) -> None:
+        """Count this process among the live senders."""
+        host, pid, _ = owner.split(":")
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(senders.delete().where(senders.c.owner == owner))
+            conn.execute(insert(senders).values(owner=owner, host=host, pid=int(pid),
+                                                started_at=now, heartbeat_at=now))
+
+    def unregister_sender(self, owner: str) -> None:
+        """This process stopped sending."""
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(senders.delete().where(senders.c.owner == owner))
+
+    def live_senders(self, now: datetime, within: timedelta) -> int:
+        """Senders whose heart beat within `within` (this one included); the ones that
+        died without a word are forgotten."""
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(senders.delete().where(senders.c.heartbeat_at < now - 10 * within))
+        with self.engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(senders).where(
+                senders.c.heartbeat_at >= now - within)).scalar()
+        return max(1, int(count or 0))
+
+    def sending_digests(self) -> list[StoredDigest]:
+        """Digests being sent (not paused), oldest first: the work of `digest worker`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(digests).where(digests.c.status == "sending")
+                                .order_by(digests.c.id)).all()
+        return [_stored(row) for row in rows]
 
     def stream(self, query: Any, key: Any, batch: int = 1000) -> Iterator[Any]:
         """The rows of a query, fetched in batches ordered by an increasing integer key
@@ -698,27 +792,6 @@ class LedgerWriter:
     def close(self) -> None:
         """Give the connection back to the pool."""
         self._connection.close()
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Bring a state database made by an earlier version up to date when the newer one only
-    added columns (each with a default), so an upgrade needs no manual step."""
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                default = getattr(column.default, "arg", None)
-                clause = f" DEFAULT {default!r}" if isinstance(default, (int, str)) else ""
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
-                                     f"{kind}{clause}")
-                log.info("state database: added column %s.%s", table.name, column.name)
-    for table in metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
 
 
 def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber]]:

@@ -4,12 +4,14 @@ server, both on 127.0.0.1 ephemeral ports, and a project folder with its own con
 from __future__ import annotations
 
 import email
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,36 @@ jiwon@example.com,김지원,active,2026-10-03T08:15:00+00:00
 sally@example.org,Sally Ride,unsubscribed,2026-09-12T12:00:00+00:00
 """
 ACTIVE = {"ada@example.org", "yuri@example.net", "jiwon@example.com"}
+
+
+# Set by `python -m tests.postgres -- pytest` (what `make test` runs second): every test
+# project then gets a fresh database on that server instead of a SQLite file.
+POSTGRES_SERVER = os.environ.get("DIGEST_TEST_POSTGRES_URL", "")
+
+
+def state_database(folder: Path) -> str:
+    """[state] database of a test project: a SQLite file, or a fresh PostgreSQL database
+    (the same one each time the project's config is rewritten)."""
+    if not POSTGRES_SERVER:
+        return "state/digest.sqlite3"
+    remembered = folder / ".test-database"
+    if not remembered.exists():
+        from tests.postgres import fresh_database
+
+        remembered.write_text(fresh_database(POSTGRES_SERVER), encoding="utf-8")
+    return remembered.read_text(encoding="utf-8")
+
+
+def query(folder: Path, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows from a test project's state database, SQLite or PostgreSQL alike."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(load_config(folder / "config.toml").database_url())
+    try:
+        with engine.begin() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
 
 
 def write_config(folder: Path, *, feed_urls: list[str], smtp_port: int,
@@ -57,7 +89,7 @@ timeout = 10
 path = "subscribers/subscribers.csv"
 
 [state]
-database = "state/digest.sqlite3"
+database = "{state_database(folder)}"
 
 [fetch]
 timeout = 5

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from digest.models import Subscriber
 from digest.splice import MessageTemplate
 from digest.store import Store, database_url
 from digest.subscribers import SubscriberList
-from tests.conftest import Project, parse, write_config
+from tests.conftest import Project, parse, query, write_config
 from tests.test_cli import digest
 from tests.test_email import big_digest, options
 
@@ -55,11 +54,7 @@ def configured(folder: Path, site: SiteServer, port: int, delivery: str = "",
 
 
 def ledger(folder: Path) -> dict[str, str]:
-    db = sqlite3.connect(folder / "state" / "digest.sqlite3")
-    try:
-        return dict(db.execute("SELECT email, status FROM deliveries"))
-    finally:
-        db.close()
+    return dict(query(folder, "SELECT email, status FROM deliveries"))
 
 
 def _start_run(folder: Path) -> subprocess.Popen[str]:
@@ -161,9 +156,8 @@ def test_each_server_reply_leads_to_its_outcome(tmp_path: Path, site: SiteServer
         pipeline.run_cycle(config)
         assert unlucky not in {m.recipients[0] for m in relay.messages}
     assert ledger(tmp_path)[unlucky] == status
-    db = sqlite3.connect(tmp_path / "state" / "digest.sqlite3")
-    code, attempts, text = db.execute("SELECT code, attempts, reply FROM deliveries WHERE "
-                                      "email = ?", (unlucky,)).fetchone()
+    ((code, attempts, text),) = query(tmp_path, "SELECT code, attempts, reply FROM deliveries "
+                                     "WHERE email = :email", email=unlucky)
     assert code == int(reply[:3]) and reply in text
     assert attempts == (1 if status == "failed" else 3)
 
@@ -194,12 +188,8 @@ def test_hard_failures_mark_the_address_bounced_and_it_is_not_mailed_again(
 
 
 def _status(folder: Path, email: str) -> str:
-    db = sqlite3.connect(folder / "state" / "digest.sqlite3")
-    try:
-        return str(db.execute("SELECT status FROM subscribers WHERE email_key = ?",
-                              (email,)).fetchone()[0])
-    finally:
-        db.close()
+    return str(query(folder, "SELECT status FROM subscribers WHERE email_key = :email",
+                     email=email)[0][0])
 
 
 def _fresh_article(slug: str):  # type: ignore[no-untyped-def]
@@ -243,10 +233,9 @@ def test_deferred_deliveries_expire_as_failed(tmp_path: Path, site: SiteServer) 
         later = datetime.now(UTC) + timedelta(hours=49)
         pipeline.run_cycle(config, now=lambda: later)
     assert ledger(tmp_path)[stuck] == "failed"
-    db = sqlite3.connect(tmp_path / "state" / "digest.sqlite3")
-    (reply,) = db.execute("SELECT reply FROM deliveries WHERE email = ?", (stuck,)).fetchone()
+    ((reply,),) = query(tmp_path, "SELECT reply FROM deliveries WHERE email = :e", e=stuck)
     assert "failed (expired)" in reply
-    assert db.execute("SELECT status FROM digests").fetchone()[0] == "sent"
+    assert query(tmp_path, "SELECT status FROM digests") == [("sent",)]
 
 
 def test_auth_failure_stops_at_once_with_nothing_marked_sent(tmp_path: Path,
@@ -400,8 +389,7 @@ def test_send_test_mails_one_address_and_records_nothing(project: Project,
     assert [m.recipients[0] for m in smtp.messages] == ["editor@news.example"]
     msg = parse(smtp.messages[0].data)
     assert msg["Subject"].startswith("[TEST] Spacecraft Digest")
-    assert not (project.folder / "state" / "digest.sqlite3").exists() or \
-        ledger(project.folder) == {}
+    assert ledger(project.folder) == {}
     assert pipeline.run_cycle(project.config).sent == 3  # the articles are still new
 
 

@@ -6,8 +6,6 @@ the scheduled digest carries the editor's changes; the archive shows what went o
 from __future__ import annotations
 
 import re
-import socket
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -16,8 +14,8 @@ import requests
 from digest import pipeline
 from digest.accounts import add_editor
 from digest.demo.smtp_sink import SmtpSink
-from tests.conftest import REPO, Project, parse, parts
-from tests.test_web import WebServer
+from tests.conftest import REPO, Project, parse, parts, query
+from tests.test_web import WebServer, public_on_free_port
 
 ARTIFACTS = REPO / "test-artifacts"
 PASSWORD = "a long editor password"
@@ -26,12 +24,7 @@ PASSWORD = "a long editor password"
 @pytest.fixture
 def desk(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebServer]:
     monkeypatch.setenv("DIGEST_WEB_SECRET", "test-web-secret-0123456789")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    text = project.config_path.read_text()
-    project.config_path.write_text(text.replace('base_url = "https://digest.example"',
-                                                f'base_url = "http://127.0.0.1:{port}"'))
+    port = public_on_free_port(project)
     add_editor(project.config_path, "edith", PASSWORD, "edith@example.org")
     with WebServer(project.config, port) as server:
         yield server
@@ -183,9 +176,7 @@ def test_an_editor_curates_the_draft_in_a_browser(desk: WebServer, project: Proj
     text, _ = parts(message)
     assert "Welcome to this week's digest." in text and first_title not in text
     assert "The editor wrote this summary." in text
-    db = sqlite3.connect(project.folder / "state" / "digest.sqlite3")
-    assert db.execute("SELECT COUNT(*) FROM deliveries").fetchone() == (0,)
-    db.close()
+    assert query(project.folder, "SELECT COUNT(*) FROM deliveries") == [(0,)]
 
     # The real digest carries the same changes; the note is used once.
     report = pipeline.run_cycle(project.config)

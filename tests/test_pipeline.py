@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from digest.demo.smtp_sink import SmtpSink
 from digest.errors import LockedError, TransportError
 from digest.extract import normalise_space
 from digest.store import Store, database_url
-from tests.conftest import ACTIVE, Project, parse, parts, write_config
+from tests.conftest import ACTIVE, POSTGRES_SERVER, Project, parse, parts, query, write_config
 
 
 def spacecraft(site: SiteServer) -> list[SampleArticle]:
@@ -207,15 +206,14 @@ def test_unreachable_relay_keeps_every_delivery_pending(tmp_path: Path,
 
 def test_every_delivery_is_recorded_in_the_state_database(project: Project) -> None:
     report = pipeline.run_cycle(project.config)
-    db = sqlite3.connect(project.folder / "state" / "digest.sqlite3")
-    rows = db.execute("SELECT email, status, message_id, reply FROM deliveries "
-                      "WHERE digest_id = ?", (report.digest_id,)).fetchall()
+    rows = query(project.folder, "SELECT email, status, message_id, reply FROM deliveries "
+                 "WHERE digest_id = :d", d=report.digest_id)
     assert {r[0] for r in rows} == ACTIVE
     assert all(r[1] == "sent" and r[2].startswith("<digest-") and r[3].startswith("250")
                for r in rows)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    seen = db.execute("SELECT count(*) FROM digest_articles").fetchone()[0]
-    assert seen == 12
+    if not POSTGRES_SERVER:
+        assert query(project.folder, "PRAGMA journal_mode") == [("wal",)]
+    assert query(project.folder, "SELECT count(*) FROM digest_articles") == [(12,)]
 
 
 def test_a_second_run_refuses_while_one_holds_the_lock(project: Project) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from digest.config import load_config
 from digest.demo.site import SampleArticle, SiteServer
 from digest.demo.smtp_sink import SmtpSink
 from digest.scheduler import DIGEST_JOB, build_scheduler, current_slot
-from tests.conftest import ACTIVE, Project, parse, write_config
+from tests.conftest import ACTIVE, Project, parse, query, write_config
 from tests.test_cli import digest, start_scheduler, stop_scheduler
 
 OPS = "ops@example.org"
@@ -191,16 +190,14 @@ def test_the_job_store_lives_in_the_state_database_and_follows_config_changes(
     sched = stepped(path, [], clock, persistent=True)
     sched.start()
     sched.shutdown(wait=False)
-    db = sqlite3.connect(tmp_path / "state" / "digest.sqlite3")
-    rows = dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
+    rows = dict(query(tmp_path, "SELECT id, next_run_time FROM apscheduler_jobs"))
     assert set(rows) == {"digest", "gather"}
     assert datetime.fromtimestamp(rows["digest"], UTC) == datetime(2026, 6, 8, 6, 0, tzinfo=UTC)
     schedule_config(tmp_path, "0 9 * * fri", "Europe/London")  # new cron, no gather job
     sched = stepped(path, [], clock, persistent=True)
     sched.start()
     sched.shutdown(wait=False)
-    rows = dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
-    db.close()
+    rows = dict(query(tmp_path, "SELECT id, next_run_time FROM apscheduler_jobs"))
     assert set(rows) == {"digest"}
     assert datetime.fromtimestamp(rows["digest"], UTC) == datetime(2026, 6, 5, 8, 0, tzinfo=UTC)
 
@@ -332,15 +329,15 @@ def test_a_restarted_scheduler_catches_up_a_slot_it_missed_within_the_grace_time
     proc, seen = start_scheduler(project.folder)
     assert "next digest at" in seen
     assert stop_scheduler(proc) == 0
-    db = sqlite3.connect(project.folder / "state" / "digest.sqlite3")
     due = datetime.now(UTC) - timedelta(minutes=10)
-    (blob,) = db.execute("SELECT job_state FROM apscheduler_jobs WHERE id = 'digest'").fetchone()
+    ((blob,),) = query(project.folder, "SELECT job_state FROM apscheduler_jobs WHERE id = "
+                                       "'digest'")
     state = pickle.loads(blob)
     state["next_run_time"] = due
-    with db:  # as if the machine was off when the digest was due ten minutes ago
-        db.execute("UPDATE apscheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = "
-                   "'digest'", (due.timestamp(), pickle.dumps(state)))
-    db.close()
+    # as if the machine was off when the digest was due ten minutes ago
+    query(project.folder, "UPDATE apscheduler_jobs SET next_run_time = :t, job_state = :s "
+                          "WHERE id = 'digest' RETURNING id", t=due.timestamp(),
+          s=pickle.dumps(state))
     proc, seen = start_scheduler(project.folder)
     deadline = time.monotonic() + 60
     while digests_to_subscribers(smtp) < 3 and time.monotonic() < deadline:

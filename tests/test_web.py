@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -23,9 +22,10 @@ from digest.config import Config, load_config
 from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
 from digest.pipeline import state_key
+from digest.store import as_utc
 from digest.tokens import make_timed_token, make_token
 from digest.web import create_app
-from tests.conftest import REPO, Project, parse, parts
+from tests.conftest import REPO, Project, parse, parts, query
 from tests.test_delivery import many_subscribers
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -61,16 +61,22 @@ class WebServer:
         self.app.extensions["digest_store"].close()
 
 
-@pytest.fixture
-def web(project: Project) -> Iterator[WebServer]:
+def public_on_free_port(project: Project) -> int:
+    """A free port, made the project's public base URL."""
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port = int(probe.getsockname()[1])
     text = project.config_path.read_text()
     project.config_path.write_text(text.replace('base_url = "https://digest.example"',
                                                 f'base_url = "http://127.0.0.1:{port}"'))
+    return port
+
+
+@pytest.fixture
+def web(project: Project) -> Iterator[WebServer]:
+    port = public_on_free_port(project)
     with WebServer(project.config, port) as server:
         yield server
 
@@ -89,13 +95,9 @@ def subscribe(session: requests.Session, web: WebServer, email: str,
 
 
 def status_of(project: Project, email: str) -> str | None:
-    db = sqlite3.connect(project.folder / "state" / "digest.sqlite3")
-    try:
-        row = db.execute("SELECT status FROM subscribers WHERE email_key = ?",
-                         (email.lower(),)).fetchone()
-    finally:
-        db.close()
-    return row[0] if row else None
+    rows = query(project.folder, "SELECT status FROM subscribers WHERE email_key = :e",
+                 e=email.lower())
+    return str(rows[0][0]) if rows else None
 
 
 def test_subscribe_confirm_receive_and_one_click_unsubscribe(project: Project, web: WebServer,
@@ -253,11 +255,11 @@ def test_unsubscribes_during_a_send_are_never_lost_nor_ignored(tmp_path: Path,
                 done_at[email] = datetime.now(UTC).timestamp()
             sender.join(timeout=120)
         received = Counter(m.recipients[0] for m in relay.messages)
-    db = sqlite3.connect(tmp_path / "state" / "digest.sqlite3")
-    statuses = dict(db.execute("SELECT email_key, status FROM subscribers"))
-    sent_at = {email: datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
-               for email, stamp in db.execute("SELECT email, updated_at FROM deliveries "
-                                              "WHERE status = 'sent'")}
+    statuses = dict(query(tmp_path, "SELECT email_key, status FROM subscribers"))
+    sent_at = {email: as_utc(stamp if isinstance(stamp, datetime)
+                             else datetime.fromisoformat(stamp)).timestamp()
+               for email, stamp in query(tmp_path, "SELECT email, updated_at FROM deliveries "
+                                                   "WHERE status = 'sent'")}
     assert all(statuses[email] == "unsubscribed" for email in leavers)  # none lost
     assert max(received.values()) == 1
     for email in leavers:

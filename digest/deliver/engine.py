@@ -30,12 +30,20 @@ class RateLimiter:
     def __init__(self, per_second: float = 0, per_hour: int = 0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        self._per_second, self._per_hour = per_second, per_hour
         self.interval = 1 / per_second if per_second else 0.0
         self.per_hour = per_hour
         self._clock, self._sleep = clock, sleep
         self._next = 0.0
         self._hour: deque[float] = deque()
         self._lock = threading.Lock()
+
+    def share(self, senders: int) -> None:
+        """Take one of `senders` equal shares of the configured rates (several processes
+        sending one digest stay within the global limit together)."""
+        with self._lock:
+            self.interval = senders / self._per_second if self._per_second else 0.0
+            self.per_hour = max(1, self._per_hour // senders) if self._per_hour else 0
 
     def acquire(self) -> None:
         """Wait until one more message is allowed."""

@@ -33,7 +33,7 @@ from digest.models import Article, Digest, GatherResult, RenderedDigest
 from digest.preflight import PreflightReport
 from digest.render import personalise
 from digest.scheduler import next_fire_after
-from digest.store import Store
+from digest.store import Store, StoredDigest
 from digest.subscribers import SubscriberList
 
 log = logging.getLogger(__name__)
@@ -341,9 +341,7 @@ def register_editor(app: Flask, config: Config, store: Store,
     @app.get("/editor/archive/<int:digest_id>/")
     @editor_only
     def editor_archive_digest(digest_id: int) -> Response:
-        stored = store.get_digest(digest_id)
-        if stored is None:
-            abort(404)
+        stored = _stored_or_404(store, digest_id)
         return page("editor/archive_digest.html", stored=stored,
                     counts=store.delivery_counts(digest_id),
                     articles=store.digest_articles(digest_id))
@@ -351,9 +349,7 @@ def register_editor(app: Flask, config: Config, store: Store,
     @app.get("/editor/archive/<int:digest_id>/email.html")
     @editor_only
     def editor_archive_email(digest_id: int) -> Response:
-        stored = store.get_digest(digest_id)
-        if stored is None:
-            abort(404)
+        stored = _stored_or_404(store, digest_id)
         return email_frame(_public_html(config, stored.rendered, digest_id, key))
 
     @app.get("/archive/")
@@ -388,6 +384,13 @@ def _public_html(config: Config, rendered: RenderedDigest, digest_id: int, key: 
                           unsubscribe_url=f"{base}/subscribe",
                           web_url=f"{base}/archive/{digest_id}/?k={archive_token(key, digest_id)}")
     return html.replace(">Unsubscribe</a> with one click", ">Subscribe</a> to get it by email")
+
+
+def _stored_or_404(store: Store, digest_id: int) -> StoredDigest:
+    stored = store.get_digest(digest_id)
+    if stored is None:
+        abort(404)
+    return stored
 
 
 def _archive(store: Store, limit: int) -> list[dict[str, Any]]:
