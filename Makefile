@@ -18,11 +18,15 @@ demo: $(STAMP)  ## one digest cycle on the bundled sample site and a local SMTP 
 demo-fresh: $(STAMP)  ## the same, starting from an empty demo state
 	$(BIN)/digest demo --fresh
 
-test: $(STAMP)  ## lint, type-check and the whole test suite
+# Two processes, whole files each (the demo's fixed ports stay in one process).
+PYTEST := $(BIN)/pytest -n 2 --dist loadfile
+
+test: $(STAMP)  ## lint, type-check and the whole test suite, on SQLite and on PostgreSQL
 	bash .ci/system-deps
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/mypy digest
-	$(BIN)/pytest
+	$(PYTEST)
+	$(BIN)/python -m tests.postgres -- $(PYTEST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check digest tests bench

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-NOISY = ("urllib3", "cssutils", "premailer", "mail.log", "asyncio", "waitress")
+NOISY = ("urllib3", "cssutils", "premailer", "mail.log", "asyncio", "waitress", "alembic")
 
 
 class JsonLines(logging.Formatter):

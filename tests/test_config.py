@@ -79,9 +79,35 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
-    config = load_config(_config_with(tmp_path, ""))
+    path = _config_with(tmp_path, "")
+    text = path.read_text()
+    start = text.index('database = "') + len('database = "')
+    path.write_text(text[:start] + "state/digest.sqlite3" + text[text.index('"', start):])
+    config = load_config(path)
     assert config.database_path == tmp_path / "state" / "digest.sqlite3"
+    assert config.database_url() == f"sqlite:///{tmp_path / 'state' / 'digest.sqlite3'}"
     assert config.subscribers_path == tmp_path / "subscribers" / "subscribers.csv"
+
+
+def test_a_postgresql_url_gets_its_driver_and_the_password_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _config_with(tmp_path, "")
+    text = path.read_text()
+    start = text.index('database = "') + len('database = "')
+    path.write_text(text[:start] + "postgresql://digest@db.example/digest"
+                    + text[text.index('"', start):])
+    monkeypatch.setenv("DIGEST_DB_PASSWORD", "p@ss word")
+    config = load_config(path)
+    assert config.database_is_server
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.database_url())
+    assert (url.drivername, url.username, url.password, url.host, url.database) == (
+        "postgresql+psycopg", "digest", "p@ss word", "db.example", "digest")
+    path.write_text(path.read_text().replace("digest@db.example", "digest:secret@db.example"))
+    with pytest.raises(ConfigError, match=r"\[state\] database: put the password in the "
+                                          "environment variable"):
+        load_config(path)
 
 
 def test_secrets_come_from_the_environment(tmp_path: Path,
