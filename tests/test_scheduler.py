@@ -362,3 +362,18 @@ def test_healthz_tells_a_monitor_when_no_digest_went_out_for_too_long(project: P
         assert after.status_code == 200 and after.json()["ok"] is True
         assert after.json()["last_gather_at"] and after.json()["last_send_at"]
         assert requests.get(f"{web.url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_gather_job_keeps_entries_for_the_next_digest_without_sending(
+        project: Project, smtp: SmtpSink) -> None:
+    text = project.config_path.read_text()
+    project.config_path.write_text(text + '\n[schedule]\ngather_cron = "0 6 * * *"\n')
+    scheduler.scheduled_gather(str(project.config_path))
+    assert smtp.messages == []
+    assert query(project.folder, "SELECT COUNT(*) FROM source_entries") == [(12,)]
+    runs = pipeline.status_summary(project.config, datetime.now(UTC))["runs"]
+    assert [(r["kind"], r["outcome"], r["articles"]) for r in runs] == [("gather", "gathered",
+                                                                          12)]
+    sent = pipeline.run_cycle(project.config, slot=SLOT)
+    assert sent.summarized == 12 and digests_to_subscribers(smtp) == 3
+    assert query(project.folder, "SELECT COUNT(*) FROM source_entries") == [(0,)]
