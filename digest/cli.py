@@ -213,19 +213,22 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(f"run {run['id']:<5} {run['started_at'][:16].replace('T', ' ')} UTC  "
                    f"{run['kind']:<7} {run['outcome']:<8} {took:>8}  " + "; ".join(
                        filter(None, (counts, run["reason"]))))
-    click.echo(f"last gather: {summary['last_gather_at'] or 'never'}\n"
-               f"last send:   {summary['last_send_at'] or 'never'}")
+    for label, key in (("last gather", "last_gather_at"), ("last send", "last_send_at")):
+        when = summary[key]
+        click.echo(f"{label + ':':<13}{when[:19].replace('T', ' ') + ' UTC' if when else 'never'}")
     if summary["hold"]:
         hold = summary["hold"]
-        click.echo(f"ON HOLD:     set by {hold['by']} at {hold['at'][:16]} UTC"
+        click.echo(f"ON HOLD:     set by {hold['by']} at {hold['at'][:16].replace('T', ' ')} UTC"
                    + (f": {hold['reason']}" if hold.get("reason") else "")
                    + " (the next scheduled digest is skipped; `digest release` lifts it)")
     if summary["waiting_for_approval"]:
-        click.echo(f"WAITING:     the digest for {summary['waiting_for_approval'][:16]} UTC "
+        click.echo(f"WAITING:     the digest for "
+                   f"{summary['waiting_for_approval'][:16].replace('T', ' ')} UTC "
                    "awaits an editor's approval (`digest approve`)")
     if summary["approval"]:
         click.echo(f"approved:    by {summary['approval']['by']} at "
-                   f"{summary['approval']['at'][:16]} UTC, for the next scheduled digest")
+                   f"{summary['approval']['at'][:16].replace('T', ' ')} UTC, for the next "
+                   "scheduled digest")
     by_status = summary["subscribers"]
     click.echo(f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
                + ", ".join(f"{status} {n}" for status, n in sorted(by_status.items())) + ")")

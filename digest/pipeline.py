@@ -355,7 +355,7 @@ def _cleared_to_send(config: Config, store: Store, report: RunReport, slot: date
     """The editor's hold and (for scheduled digests) the approval rule."""
     hold = store.get_setting("hold")
     if hold:
-        why = f"on hold (set by {hold['by']} at {hold['at'][:16]} UTC" + (
+        why = f"on hold (set by {hold['by']} at {hold['at'][:16].replace('T', ' ')} UTC" + (
             f": {hold['reason']})" if hold.get("reason") else ")")
         if slot:
             store.set_setting("hold", None)  # a hold skips one send
