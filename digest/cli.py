@@ -208,7 +208,7 @@ def status(ctx: Context, as_json: bool) -> None:
         took = f"{run['duration_seconds']:.1f} s" if run["duration_seconds"] is not None else "?"
         counts = (f"{run['articles']} articles, {run['recipients']} recipients, sent "
                   f"{run['sent']}, failed {run['failed']}, deferred {run['deferred']}"
-                  if run["outcome"] in ("sent", "resumed", "failed") else
+                  if run["outcome"] in ("sent", "resumed", "failed", "queued") else
                   f"{run['articles']} new entries" if run["kind"] == "gather" else "")
         click.echo(f"run {run['id']:<5} {run['started_at'][:16].replace('T', ' ')} UTC  "
                    f"{run['kind']:<7} {run['outcome']:<8} {took:>8}  " + "; ".join(
@@ -216,6 +216,9 @@ def status(ctx: Context, as_json: bool) -> None:
     for label, key in (("last gather", "last_gather_at"), ("last send", "last_send_at")):
         when = summary[key]
         click.echo(f"{label + ':':<13}{when[:19].replace('T', ' ') + ' UTC' if when else 'never'}")
+    if summary["senders"]:
+        click.echo(f"senders:     {summary['senders']} sending now (this host's `digest run` or "
+                   "`schedule`, and `digest worker`s)")
     if summary["hold"]:
         hold = summary["hold"]
         click.echo(f"ON HOLD:     set by {hold['by']} at {hold['at'][:16].replace('T', ' ')} UTC"

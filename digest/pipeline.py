@@ -379,6 +379,8 @@ def finish_run(config: Config, store: Store, report: RunReport, *, kind: str,
     if not report.outcome:
         report.outcome = "sent" if report.digest_id else (
             "resumed" if report.resumed_digest_id is not None else "skipped")
+        if config.delivery.send_with == "workers" and report.remaining and not report.sent:
+            report.outcome = "queued"  # the `digest worker` processes send it
     store.record_run(kind=kind, slot=slot, started_at=started, finished_at=now,
                      outcome=report.outcome, reason=report.reason, articles=report.summarized,
                      recipients=report.recipients, sent=report.sent, failed=report.failed,
@@ -572,6 +574,7 @@ def status_summary(config: Config, now: datetime) -> dict[str, Any]:
         hold, approval = store.get_setting("hold"), store.get_setting("approval")
         waiting = store.get_setting("waiting_slot")
         checks = health(config, store, now)
+        live = store.count_live_senders(now, timedelta(seconds=config.delivery.lease_seconds))
     finally:
         store.close()
     upcoming = next_fire_after(config, now)
@@ -589,6 +592,7 @@ def status_summary(config: Config, now: datetime) -> dict[str, Any]:
         "waiting_for_approval": waiting,
         "last_gather_at": checks["last_gather_at"],
         "last_send_at": checks["last_send_at"],
+        "senders": live,
         "next_run": {"local": upcoming.isoformat(), "utc": upcoming.astimezone(UTC).isoformat(),
                      "timezone": config.schedule.timezone} if upcoming else None,
         "digests": [{"id": d.id, "created_at": d.created_at.isoformat(), "status": d.status,

@@ -589,14 +589,17 @@ class Store:
             conn.execute(senders.delete().where(senders.c.owner == owner))
 
     def live_senders(self, now: datetime, within: timedelta) -> int:
-        """Senders whose heart beat within `within` (this one included); the ones that
-        died without a word are forgotten."""
+        """Senders whose heart beat within `within` (this one included, so at least 1)."""
+        return max(1, self.count_live_senders(now, within))
+
+    def count_live_senders(self, now: datetime, within: timedelta) -> int:
+        """How many senders' hearts beat within `within`; the ones that died without a
+        word are forgotten."""
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(senders.delete().where(senders.c.heartbeat_at < now - 10 * within))
-        with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(senders).where(
                 senders.c.heartbeat_at >= now - within)).scalar()
-        return max(1, int(count or 0))
+        return int(count or 0)
 
     def sending_digests(self) -> list[StoredDigest]:
         """Digests being sent (not paused), oldest first: the work of `digest worker`."""

@@ -188,7 +188,14 @@ def test_worker_once_exits_when_nothing_is_left(project: Project) -> None:
     text = project.config_path.read_text()
     project.config_path.write_text(text + '\n[delivery]\nsend_with = "workers"\n')
     assert digest("run", cwd=project.folder).returncode == 0
+    import json
+
+    queued = json.loads(digest("status", "--json", cwd=project.folder).stdout)
+    assert queued["runs"][0]["outcome"] == "queued"
+    assert queued["digests"][0]["deliveries"]["pending"] == 3
     done = digest("worker", "--once", cwd=project.folder, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "worker: 3 sent, 0 failed" in done.stdout
+    after = json.loads(digest("status", "--json", cwd=project.folder).stdout)
+    assert after["digests"][0]["status"] == "sent" and after["senders"] == 0
     assert load_config(project.config_path).delivery.send_with == "workers"
