@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -377,3 +378,38 @@ def test_the_gather_job_keeps_entries_for_the_next_digest_without_sending(
     sent = pipeline.run_cycle(project.config, slot=SLOT)
     assert sent.summarized == 12 and digests_to_subscribers(smtp) == 3
     assert query(project.folder, "SELECT COUNT(*) FROM source_entries") == [(0,)]
+
+
+def test_sigterm_during_a_scheduled_send_finishes_the_message_and_the_restart_resumes(
+        tmp_path: Path, site: SiteServer) -> None:
+    from tests.test_delivery import ledger, many_subscribers
+
+    everyone = many_subscribers(tmp_path, 40)
+    with SmtpSink(delay=0.05) as relay:
+        path = write_config(tmp_path, feed_urls=[site.feed_url("Spacecraft")],
+                            smtp_port=relay.port)
+        path.write_text(path.read_text().replace("[smtp]", "[smtp]\nconnections = 1"))
+        proc, seen = start_scheduler(tmp_path)
+        assert stop_scheduler(proc) == 0
+        due = datetime.now(UTC) - timedelta(minutes=5)
+        ((blob,),) = query(tmp_path, "SELECT job_state FROM apscheduler_jobs WHERE id = "
+                                     "'digest'")
+        state = pickle.loads(blob)
+        state["next_run_time"] = due
+        query(tmp_path, "UPDATE apscheduler_jobs SET next_run_time = :t, job_state = :s "
+                        "WHERE id = 'digest' RETURNING id", t=due.timestamp(),
+              s=pickle.dumps(state))
+        proc, seen = start_scheduler(tmp_path)
+        deadline = time.monotonic() + 60
+        while len(relay.messages) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stop_scheduler(proc) == 0  # SIGTERM mid-send
+        interrupted = Counter(ledger(tmp_path).values())
+        assert 5 <= interrupted["sent"] < 40 and interrupted["pending"] > 0
+        assert interrupted["sent"] == len(relay.messages)  # every message sent is recorded
+        proc, seen = start_scheduler(tmp_path)  # finishes the digest before waiting
+        assert "next digest at" in seen
+        assert stop_scheduler(proc) == 0
+        received = Counter(m.recipients[0] for m in relay.messages)
+    assert set(received) == everyone and max(received.values()) == 1
+    assert set(ledger(tmp_path).values()) == {"sent"}
