@@ -204,3 +204,15 @@ def test_the_archive_shows_past_digests_and_the_web_version_has_no_personal_data
         assert private not in public.text
     assert requests.get(f"{desk.url}/archive/1/", timeout=10).status_code == 404
     assert requests.get(f"{desk.url}/archive/", timeout=10).status_code == 404
+
+
+def test_changing_an_approved_draft_withdraws_the_approval(desk: WebServer) -> None:
+    editor = login(desk)
+    html = editor.get(f"{desk.url}/editor/", timeout=60).text
+    editor.post(f"{desk.url}/editor/approve", data={"csrf_token": token_in(html)}, timeout=10)
+    html = editor.get(f"{desk.url}/editor/", timeout=60).text
+    assert "Approved</strong> by edith" in html
+    changed = editor.post(f"{desk.url}/editor/article", timeout=60, data={
+        "csrf_token": token_in(html), "url": article_urls(html)[0], "action": "pin"})
+    assert "The approval was withdrawn" in changed.text
+    assert "Approved</strong>" not in changed.text

@@ -277,7 +277,15 @@ def register_editor(app: Flask, config: Config, store: Store,
         except DigestError as exc:
             return back(error=str(exc))
         log.info("editor %s: %s %s", who, action, url)
-        return back(message=_done(action))
+        return back(message=_done(action) + _withdraw_approval())
+
+    def _withdraw_approval() -> str:
+        # An approval covers the draft as it was; a changed draft needs a new one.
+        if store.get_setting("approval") is None:
+            return ""
+        store.set_setting("approval", None)
+        log.info("approval withdrawn: the draft changed")
+        return " The approval was withdrawn: approve the changed draft again."
 
     def _generated_summary(url: str) -> str:
         article = next(a for a in desk.gathered().articles if a.url == url)
@@ -289,7 +297,8 @@ def register_editor(app: Flask, config: Config, store: Store,
         text = request.form.get("note", "").replace("\r\n", "\n").strip()[:2000]
         store.set_setting("draft_note", {"text": text, "by": session["editor"],
                                          "at": datetime.now(UTC).isoformat()} if text else None)
-        return back(message="Note saved." if text else "Note removed.")
+        return back(message=("Note saved." if text else "Note removed.")
+                    + _withdraw_approval())
 
     @app.post("/editor/refresh")
     @editor_only
