@@ -264,8 +264,12 @@ def release(ctx: Context) -> None:
 def approve(ctx: Context, who: str) -> None:
     """Approve the next scheduled digest ([schedule] require_approval); a scheduler that is
     waiting for it sends within [schedule] approval_check_minutes."""
-    pipeline.approve(ctx.config, who or _login(), datetime.now(UTC))
-    click.echo("approved: the next scheduled digest will be sent")
+    count = pipeline.approve(ctx.config, who or _login(), datetime.now(UTC))
+    click.echo(f"approved: the next scheduled digest with these {count} article(s); "
+               "articles that arrive later need a new approval")
+    if not ctx.config.schedule.require_approval:
+        click.echo("note: [schedule] require_approval is false, so scheduled digests go out "
+                   "without waiting for an approval")
 
 
 def _login() -> str:
@@ -300,23 +304,31 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: Context) -> None:
     """Create or upgrade the state database's schema to this version (Alembic)."""
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import OperationalError
 
     from digest.migrate import upgrade
+    from digest.store import first_line, safe_url
 
-    engine = create_engine(ctx.config.database_url())
+    url = ctx.config.database_url()
+    engine = create_engine(url)
     try:
+        fresh = "digests" not in inspect(engine).get_table_names()
         before, after = upgrade(engine)
+    except OperationalError as exc:
+        raise DigestError(f"{ctx.config.path}: [state] database: cannot open {safe_url(url)}: "
+                          f"{first_line(exc.orig)}") from None
     finally:
         engine.dispose()
     click.echo(f"state database at revision {after}" + (
-        f" (was {before or 'unversioned'})" if before != after else " (already up to date)"))
+        " (already up to date)" if before == after else " (created)" if fresh else
+        f" (was {before or 'from before migrations'})"))
 
 
 @db.command("copy")
 @click.option("--to", "target", required=True,
-              help="URL of the new, empty database, e.g. postgresql://digest@db.example/digest "
-                   "(password from [state] password_env).")
+              help="The new, empty database: postgresql://user@host/db (password from "
+                   "[state] password_env), or a SQLite file path.")
 @pass_context
 def db_copy(ctx: Context, target: str) -> None:
     """Copy everything in the state database into a new, empty database (stop the
@@ -325,22 +337,21 @@ def db_copy(ctx: Context, target: str) -> None:
 
     from digest.config import _check_database
     from digest.migrate import copy_state
-    from digest.store import database_url
+    from digest.store import database_url, safe_url
 
     problem = _check_database(target)
-    if problem or "://" not in target:
-        raise ConfigError(f"--to {target}: {problem or 'expected a postgresql:// URL'}")
+    if problem:
+        raise ConfigError(f"--to {safe_url(target) if '://' in target else target}: {problem}")
+    url = database_url(target, Path.cwd(), os.environ.get(ctx.config.state.password_env, ""))
     store = pipeline.open_store(ctx.config)
     try:
         with store.lock("run", datetime.now(UTC)):
-            counts = copy_state(store.engine, database_url(
-                target, ctx.config.path.parent,
-                os.environ.get(ctx.config.state.password_env, "")))
+            counts = copy_state(store.engine, url)
     finally:
         store.close()
     for table, count in counts.items():
         click.echo(f"{table:<20} {count} row(s)")
-    click.echo(f"copied to {target}; now set [state] database = \"{target}\"")
+    click.echo(f"copied to {safe_url(url)}; now set [state] database = \"{target}\"")
 
 
 @cli.group()

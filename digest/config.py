@@ -331,8 +331,11 @@ class Config:
         """The SQLAlchemy URL of the state database, with the password from the env."""
         from digest.store import database_url
 
-        return database_url(self.state.database, self.path.parent,
-                            os.environ.get(self.state.password_env, ""))
+        try:
+            return database_url(self.state.database, self.path.parent,
+                                os.environ.get(self.state.password_env, ""))
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
 
     @property
     def subscribers_path(self) -> Path:

@@ -12,9 +12,19 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Integer, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Unicode,
+    text,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 log = logging.getLogger(__name__)
 
@@ -58,50 +68,68 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 def copy_state(source: Engine, target_url: str, batch: int = 2000) -> dict[str, int]:
     """Copy every row of the state database into an empty one at `target_url` (created
     and migrated first): how many rows each table got. Times are kept in UTC."""
-    from sqlalchemy import MetaData, Table, create_engine, func, insert, select
+    from sqlalchemy import create_engine
 
     from digest.errors import DigestError
-    from digest.store import as_utc, metadata
+    from digest.store import first_line, safe_url
 
     target = create_engine(target_url)
     try:
-        upgrade(target)
-        with target.connect() as conn:
-            for table in metadata.sorted_tables:
-                if conn.execute(select(func.count()).select_from(table)).scalar():
-                    raise DigestError(f"{target.url.render_as_string()}: table {table.name} "
-                                      "is not empty; copy only into a new, empty database")
-        # Locks and live senders belong to the processes of the old database.
-        tables = [t for t in metadata.sorted_tables if t.name not in ("locks", "senders")]
-        jobs = MetaData()
-        if "apscheduler_jobs" in sa_inspect(source).get_table_names():
-            job_table = Table("apscheduler_jobs", jobs, autoload_with=source)
-            jobs.create_all(target, checkfirst=True)
-            tables.append(job_table)
-        counts: dict[str, int] = {}
-        with source.connect() as reading, target.begin() as writing:
-            for table in tables:
-                order = list(table.primary_key.columns) or list(table.columns)[:1]
-                stamps = [c.name for c in table.columns
-                          if getattr(c.type, "timezone", False)]
-                copied = 0
-                result = reading.execution_options(yield_per=batch).execute(
-                    select(table).order_by(*order))
-                for rows in result.partitions(batch):
-                    values = [dict(row._mapping) for row in rows]
-                    for value in values:
-                        for name in stamps:
-                            if value[name] is not None:
-                                value[name] = as_utc(value[name])
-                    writing.execute(insert(table), values)
-                    copied += len(values)
-                counts[table.name] = copied
-            if target.dialect.name == "postgresql":
-                for table in tables:
-                    if "id" in table.columns and isinstance(table.c.id.type, Integer):
-                        writing.execute(text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                            f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
-        return counts
+        return _copy(source, target, batch)
+    except (OperationalError, ProgrammingError, DBAPIError) as exc:
+        raise DigestError(f"--to {safe_url(target_url)}: {first_line(exc.orig)}") from None
     finally:
         target.dispose()
+
+
+def scheduler_jobs_table(metadata: MetaData) -> Table:
+    """APScheduler's job table as its SQLAlchemyJobStore defines it (3.x)."""
+    return Table("apscheduler_jobs", metadata,
+                 Column("id", Unicode(191), primary_key=True),
+                 Column("next_run_time", Float(25), index=True),
+                 Column("job_state", LargeBinary, nullable=False))
+
+
+def _copy(source: Engine, target: Engine, batch: int) -> dict[str, int]:
+    from sqlalchemy import func, insert, select
+
+    from digest.errors import DigestError
+    from digest.store import as_utc, metadata, safe_url
+
+    upgrade(target)
+    with target.connect() as conn:
+        for table in metadata.sorted_tables:
+            if conn.execute(select(func.count()).select_from(table)).scalar():
+                raise DigestError(f"--to {safe_url(str(target.url))}: table {table.name} "
+                                  "is not empty; copy only into a new, empty database")
+    # Locks and live senders belong to the processes of the old database.
+    tables = [t for t in metadata.sorted_tables if t.name not in ("locks", "senders")]
+    if "apscheduler_jobs" in sa_inspect(source).get_table_names():
+        jobs = MetaData()
+        tables.append(scheduler_jobs_table(jobs))
+        jobs.create_all(target, checkfirst=True)
+    counts: dict[str, int] = {}
+    with source.connect() as reading, target.begin() as writing:
+        for table in tables:
+            order = list(table.primary_key.columns) or list(table.columns)[:1]
+            stamps = [c.name for c in table.columns
+                      if getattr(c.type, "timezone", False)]
+            copied = 0
+            result = reading.execution_options(yield_per=batch).execute(
+                select(table).order_by(*order))
+            for rows in result.partitions(batch):
+                values = [dict(row._mapping) for row in rows]
+                for value in values:
+                    for name in stamps:
+                        if value[name] is not None:
+                            value[name] = as_utc(value[name])
+                writing.execute(insert(table), values)
+                copied += len(values)
+            counts[table.name] = copied
+        if target.dialect.name == "postgresql":
+            for table in tables:
+                if "id" in table.columns and isinstance(table.c.id.type, Integer):
+                    writing.execute(text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
+    return counts

@@ -61,7 +61,7 @@ stop_requested = threading.Event()
 
 def open_store(config: Config) -> Store:
     """The state database named in [state]."""
-    return Store(config.database_url())
+    return Store(config.database_url(), where=f"{config.path}: [state] database")
 
 
 # --- build --------------------------------------------------------------------------
@@ -314,6 +314,9 @@ def _cycle(config: Config, store: Store, factory: TransportFactory,
         return
     digest = compose_next(config, store, result.articles, now())
     report.summarized = len(digest.items)
+    if not dry_run and slot and config.schedule.require_approval and \
+            not _approved(store, report, slot, digest):
+        return
     rendered = render(config, digest)
     report.notes.extend(f"size guard: {action}" for action in rendered.size_actions)
     checks = preflight_digest(config, rendered)
@@ -352,7 +355,7 @@ def _skip(report: RunReport, reason: str, *, alert: bool = True) -> None:
 
 def _cleared_to_send(config: Config, store: Store, report: RunReport, slot: datetime | None,
                      articles: int) -> bool:
-    """The editor's hold and (for scheduled digests) the approval rule."""
+    """The editor's hold."""
     hold = store.get_setting("hold")
     if hold:
         why = f"on hold (set by {hold['by']} at {hold['at'][:16].replace('T', ' ')} UTC" + (
@@ -363,13 +366,26 @@ def _cleared_to_send(config: Config, store: Store, report: RunReport, slot: date
         else:
             _skip(report, f"{why}; `digest release` lifts it")
         return False
-    if slot and config.schedule.require_approval and not store.get_setting("approval"):
-        store.set_setting("waiting_slot", slot.isoformat())
-        _skip(report, f"awaiting approval: {articles} article(s) ready; the scheduler sends "
-                      "as soon as an editor approves (`digest approve` or the editor page)")
-        log.info("digest for %s is waiting for an editor's approval", f"{slot:%Y-%m-%d %H:%M}")
-        return False
     return True
+
+
+def _approved(store: Store, report: RunReport, slot: datetime, digest: Digest) -> bool:
+    """With [schedule] require_approval: an approval covers the articles the editor saw;
+    a digest with others waits for a new one."""
+    approval = store.get_setting("approval")
+    unseen = [i for i in digest.items if i.article.url not in set(
+        (approval or {}).get("articles", []))]
+    if approval and not unseen:
+        return True
+    store.set_setting("waiting_slot", slot.isoformat())
+    store.set_setting("waiting_since", datetime.now(UTC).isoformat())
+    ready = f"{len(digest.items)} article(s) ready"
+    if approval:
+        ready += f", {len(unseen)} of them new since {approval['by']} approved"
+    _skip(report, f"awaiting approval: {ready}; the scheduler sends as soon as an editor "
+                  "approves (`digest approve` or the editor page)")
+    log.info("digest for %s is waiting for an editor's approval", f"{slot:%Y-%m-%d %H:%M}")
+    return False
 
 
 def finish_run(config: Config, store: Store, report: RunReport, *, kind: str,
@@ -501,15 +517,24 @@ def release_hold(config: Config) -> bool:
     return held
 
 
-def approve(config: Config, who: str, now: datetime) -> None:
-    """Approve the next scheduled digest; approving lifts a hold."""
+def approve(config: Config, who: str, now: datetime,
+            articles: Sequence[str] | None = None) -> int:
+    """Approve the next scheduled digest as it stands: its articles (the URLs given, or
+    the draft built now); approving lifts a hold. Returns how many articles it covers."""
+    if articles is None:
+        _, _, _, _, draft = _preview(config, now=lambda: now)
+        articles = [item.article.url for item in draft.items]
+    if not articles:
+        raise DigestError("nothing to approve: the next digest has no articles yet")
     store = open_store(config)
     try:
-        store.set_setting("approval", {"by": who, "at": now.astimezone(UTC).isoformat()})
+        store.set_setting("approval", {"by": who, "at": now.astimezone(UTC).isoformat(),
+                                       "articles": list(articles)})
         store.set_setting("hold", None)
     finally:
         store.close()
-    log.info("next digest approved by %s", who)
+    log.info("next digest approved by %s (%d articles)", who, len(articles))
+    return len(articles)
 
 
 def preflight_digest(config: Config, rendered: RenderedDigest) -> PreflightReport:
@@ -629,6 +654,12 @@ def compose_next(config: Config, store: Store, articles: Sequence[Article],
 def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
             ) -> tuple[RenderedDigest, GatherResult, str, str]:
     """Build the next digest as it would be sent, for a sample subscriber; record nothing."""
+    rendered, result, html, text, _ = _preview(config, now=now)
+    return rendered, result, html, text
+
+
+def _preview(config: Config, *, now: Callable[[], datetime]
+             ) -> tuple[RenderedDigest, GatherResult, str, str, Digest]:
     store = open_store(config)
     try:
         with make_fetcher(config) as fetcher:
@@ -638,4 +669,4 @@ def preview(config: Config, *, now: Callable[[], datetime] = lambda: datetime.no
         store.close()
     rendered = render(config, digest)
     html, text = sample_parts(config, rendered)
-    return rendered, result, html, text
+    return rendered, result, html, text, digest

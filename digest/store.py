@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from digest.errors import ConfigError, DigestError, LockedError
 from digest.models import Article, ArticleEdit, FeedEntry, RenderedDigest, Subscriber
@@ -266,6 +266,20 @@ class DeliveryCounts:
         return self.pending + self.deferred
 
 
+def safe_url(url: str) -> str:
+    """A database URL fit for messages and logs: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable URL)"
+
+
+def first_line(error: object) -> str:
+    """The first line of a driver's error (libpq adds hints on further lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def database_url(database: str, base: Path, password: str = "") -> str:
     """A SQLAlchemy URL from the [state] database setting (a path or a URL). A
     postgresql:// URL gets the psycopg (3) driver, and the password when it has none."""
@@ -277,14 +291,18 @@ def database_url(database: str, base: Path, password: str = "") -> str:
             url = url.set(password=password)
         return url.render_as_string(hide_password=False)
     path = (base / database).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"[state] database: cannot create the folder {path.parent} "
+                          f"({exc.strerror})") from None
     return f"sqlite:///{path}"
 
 
 class Store:
     """All reads and writes of the state database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, where: str = "[state] database") -> None:
         self.url = url
         self.engine: Engine = create_engine(url, future=True)
         # SQLite has one writer at a time and its busy handler sleeps a millisecond or more
@@ -298,7 +316,9 @@ class Store:
             if current(self.engine) != head():
                 upgrade(self.engine)
         except OperationalError as exc:
-            raise ConfigError(f"[state] database: cannot open {url}: {exc.orig}") from None
+            self.engine.dispose()
+            raise DigestError(f"{where}: cannot open {safe_url(url)}: "
+                              f"{first_line(exc.orig)}") from None
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -705,6 +725,17 @@ class Store:
             conn.execute(settings_table.delete().where(settings_table.c.name == name))
             if value is not None:
                 conn.execute(insert(settings_table).values(name=name, value=json.dumps(value)))
+
+    def forget_settings(self, prefix: str, keep: Callable[[Any], bool]) -> int:
+        """Remove the settings under `prefix` whose value `keep` rejects; how many."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(settings_table).where(
+                settings_table.c.name.startswith(prefix, autoescape=True))).all()
+        gone = [row.name for row in rows if not keep(json.loads(row.value))]
+        if gone:
+            with self.engine.begin() as conn:
+                conn.execute(settings_table.delete().where(settings_table.c.name.in_(gone)))
+        return len(gone)
 
     def recent_digests(self, limit: int = 10) -> list[tuple[StoredDigest, DeliveryCounts]]:
         """The latest digests with their delivery counts, newest first."""

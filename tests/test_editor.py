@@ -216,3 +216,18 @@ def test_changing_an_approved_draft_withdraws_the_approval(desk: WebServer) -> N
         "csrf_token": token_in(html), "url": article_urls(html)[0], "action": "pin"})
     assert "The approval was withdrawn" in changed.text
     assert "Approved</strong>" not in changed.text
+
+
+def test_a_cookie_kept_after_logout_no_longer_works(desk: WebServer) -> None:
+    editor = login(desk)
+    html = editor.get(f"{desk.url}/editor/", timeout=60).text
+    kept = editor.cookies.get("digest_editor")
+    assert kept
+    editor.post(f"{desk.url}/editor/logout", data={"csrf_token": token_in(html)}, timeout=10)
+    thief = requests.Session()
+    thief.cookies.set("digest_editor", kept)
+    page = thief.get(f"{desk.url}/editor/", timeout=10, allow_redirects=False)
+    assert page.status_code == 302
+    held = thief.post(f"{desk.url}/editor/hold", data={"csrf_token": token_in(html)},
+                      timeout=10, allow_redirects=False)
+    assert held.status_code == 403

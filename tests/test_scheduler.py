@@ -413,3 +413,32 @@ def test_sigterm_during_a_scheduled_send_finishes_the_message_and_the_restart_re
         received = Counter(m.recipients[0] for m in relay.messages)
     assert set(received) == everyone and max(received.values()) == 1
     assert set(ledger(tmp_path).values()) == {"sent"}
+
+
+def test_an_approval_covers_the_articles_the_editor_saw(project: Project, site: SiteServer,
+                                                       smtp: SmtpSink) -> None:
+    text = project.config_path.read_text()
+    project.config_path.write_text(text + "\n[schedule]\nrequire_approval = true\n")
+    approved = digest("approve", "--by", "edith", cwd=project.folder)
+    assert approved.returncode == 0 and "these 12 article(s)" in approved.stdout
+    site.site.articles.insert(0, SampleArticle(
+        slug="late-news", title="Late News From Orbit", category="Spacecraft",
+        published=datetime(2026, 11, 26, tzinfo=UTC), author="A. Writer",
+        standfirst="Something happened.",
+        body="The station crew reported a quiet week of experiments in orbit. " * 3,
+        source="Source: NASA", disclaimer="Disclaimer: Details may change."))
+    waiting = pipeline.run_cycle(project.config, slot=SLOT)
+    assert waiting.outcome == "skipped"
+    assert "13 article(s) ready, 1 of them new since edith approved" in waiting.reason
+    scheduler.approval_check(str(project.config_path))  # the same approval: still waits
+    assert digests_to_subscribers(smtp) == 0
+    assert digest("approve", "--by", "edith", cwd=project.folder).returncode == 0
+    scheduler.approval_check(str(project.config_path))
+    assert digests_to_subscribers(smtp) == 3
+
+
+def test_there_is_nothing_to_approve_without_articles(project: Project, smtp: SmtpSink) -> None:
+    assert digest("run", cwd=project.folder).returncode == 0
+    empty = digest("approve", cwd=project.folder)
+    assert empty.returncode == 1
+    assert "error: nothing to approve: the next digest has no articles yet" in empty.stderr

@@ -154,7 +154,7 @@ def register_editor(app: Flask, config: Config, store: Store,
         def guarded(*args: Any, **kwargs: Any) -> Response:
             if not secret:
                 return page("editor/off.html", 503, secret_env=config.web.secret_env)
-            if session.get("editor") not in config.editors:
+            if session.get("editor") not in config.editors or not _session_alive():
                 if request.method == "POST":
                     abort(403)
                 return redirect(url_for("editor_login", next=request.path))  # type: ignore[return-value]
@@ -165,6 +165,13 @@ def register_editor(app: Flask, config: Config, store: Store,
             return view(*args, **kwargs)
 
         return guarded
+
+    def _session_alive() -> bool:
+        # Cookies are signed, not stored: a server-side record per login lets logout (and
+        # expiry) end a session even for someone who kept a copy of the cookie.
+        record = store.get_setting(f"editor-session:{session.get('sid', '')}")
+        return bool(record) and record.get("editor") == session.get("editor") and \
+            datetime.fromisoformat(record["expires"]) > datetime.now(UTC)
 
     def back(message: str = "", error: str = "") -> Response:
         session["flash"] = {"message": message, "error": error}
@@ -197,7 +204,14 @@ def register_editor(app: Flask, config: Config, store: Store,
         session.clear()
         session.permanent = True
         session["editor"] = name
+        session["sid"] = secrets.token_urlsafe(24)
         session["csrf"] = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        store.forget_settings("editor-session:", lambda record: datetime.fromisoformat(
+            record["expires"]) > now)
+        expires = now + timedelta(hours=config.web.session_hours)
+        store.set_setting(f"editor-session:{session['sid']}",
+                          {"editor": name, "expires": expires.isoformat()})
         log.info("editor %s logged in", name)
         return redirect(_safe_next(request.form.get("next", "")) or url_for("editor_desk"))  # type: ignore[return-value]
 
@@ -205,6 +219,7 @@ def register_editor(app: Flask, config: Config, store: Store,
     @editor_only
     def editor_logout() -> Response:
         log.info("editor %s logged out", session.get("editor"))
+        store.set_setting(f"editor-session:{session.get('sid', '')}", None)
         session.clear()
         return redirect(url_for("editor_login"))  # type: ignore[return-value]
 
@@ -325,7 +340,11 @@ def register_editor(app: Flask, config: Config, store: Store,
     @app.post("/editor/approve")
     @editor_only
     def editor_approve() -> Response:
-        pipeline.approve(config, str(session["editor"]), datetime.now(UTC))
+        draft = desk.draft()
+        if not draft.digest.items:
+            return back(error="Nothing to approve: the draft has no articles.")
+        pipeline.approve(config, str(session["editor"]), datetime.now(UTC),
+                         [item.article.url for item in draft.digest.items])
         return back(message="Approved: the next scheduled digest will go out.")
 
     @app.post("/editor/hold")
