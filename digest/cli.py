@@ -150,7 +150,7 @@ def schedule(ctx: Context) -> None:
                 _print_resumed(pipeline.resume(config))
             except DigestError as exc:
                 log.error("could not finish the unfinished digest: %s", exc)
-            write_health(config)
+            write_health(config, strict=True)
             log.info("scheduler started: cron %r in %s (misfire_grace_time %d s)",
                      config.schedule.cron, config.schedule.timezone,
                      config.schedule.misfire_grace_time)
@@ -217,8 +217,9 @@ def status(ctx: Context, as_json: bool) -> None:
         when = summary[key]
         click.echo(f"{label + ':':<13}{when[:19].replace('T', ' ') + ' UTC' if when else 'never'}")
     if summary["senders"]:
-        click.echo(f"senders:     {summary['senders']} sending now (this host's `digest run` or "
-                   "`schedule`, and `digest worker`s)")
+        click.echo(f"senders:     {summary['senders']} with a heartbeat in the last "
+                   f"{ctx.config.delivery.lease_seconds:g} s (`digest run`, `schedule` and "
+                   "`digest worker`s sending)")
     if summary["hold"]:
         hold = summary["hold"]
         click.echo(f"ON HOLD:     set by {hold['by']} at {hold['at'][:16].replace('T', ' ')} UTC"

@@ -486,7 +486,7 @@ def _send_and_count(config: Config, store: Store, stored: StoredDigest,
                           f"{config.delivery.pause_after_failures} failed or deferred "
                           f"deliveries in a row ({outcome.remaining} still to send); check "
                           "the relay and the log, then `digest resume`")
-    if stop_requested.is_set():
+    if stop_requested.is_set() and outcome.remaining:
         raise DigestError(f"interrupted: digest {stored.id} has {outcome.remaining} "
                           "deliveries still to send; `digest resume` sends them")
     if outcome.deferred:

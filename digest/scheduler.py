@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import pipeline
 from digest.alerts import send_alert
 from digest.config import Config, load_config
-from digest.errors import DigestError, LockedError
+from digest.errors import ConfigError, DigestError, LockedError
 from digest.gather import capture, make_fetcher
 from digest.store import Store
 
@@ -294,20 +294,32 @@ def health(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     }
 
 
-def write_health(config: Config) -> None:
-    """Rewrite [schedule] health_file, when set (atomically: a monitor never reads half)."""
+def write_health(config: Config, *, strict: bool = False) -> None:
+    """Rewrite [schedule] health_file, when set (atomically: a monitor never reads half).
+    A failure is logged (or, with `strict`, as when the scheduler starts, raised)."""
     if not config.schedule.health_file:
         return
     path = config.resolve(config.schedule.health_file)
-    store = pipeline.open_store(config)
     try:
-        data = health(config, store, datetime.now(UTC))
-    finally:
-        store.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+        store = pipeline.open_store(config)
+        try:
+            data = health(config, store, datetime.now(UTC))
+        finally:
+            store.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        problem = (f"{config.path}: [schedule] health_file: cannot write {path} "
+                   f"({exc.strerror})")
+        if strict:
+            raise ConfigError(problem) from None
+        log.warning("%s", problem)
+    except DigestError as exc:
+        if strict:
+            raise
+        log.warning("health file not updated: %s", exc)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -212,3 +212,40 @@ def test_a_state_database_from_an_earlier_version_is_brought_up_to_date(tmp_path
         assert store.source_state("https://n.example/feed").listed == 0
     finally:
         store.close()
+
+
+def test_serve_reports_a_busy_port_in_one_line_and_stops_on_sigterm(project: Project) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        refused = digest("serve", "--port", str(taken), cwd=project.folder)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: digest serve: cannot listen on 127.0.0.1:{taken}")
+    assert "Traceback" not in refused.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DIGEST_SIGNING_KEY": "k"}
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "serve", "--port", str(port)],
+                            cwd=project.folder, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "serving" not in seen:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    proc.stderr.close()
+
+
+def test_an_unwritable_health_file_stops_the_scheduler_with_one_line(project: Project) -> None:
+    text = project.config_path.read_text()
+    project.config_path.write_text(text + '\n[schedule]\nhealth_file = "/proc/nope/h.json"\n')
+    result = digest("schedule", cwd=project.folder)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {project.config_path}: [schedule] health_file: cannot write "
+        "/proc/nope/h.json (No such file or directory)")

@@ -24,7 +24,7 @@ from digest.demo.smtp_sink import SmtpSink
 from digest.migrate import head
 from tests import postgres
 from tests.conftest import POSTGRES_SERVER, Project, query
-from tests.test_cli import digest
+from tests.test_cli import digest, start_scheduler, stop_scheduler
 from tests.test_delivery import configured, ledger, many_subscribers
 
 
@@ -113,10 +113,13 @@ def test_db_copy_moves_the_state_to_postgresql_and_nothing_is_sent_twice(
         project: Project, smtp: SmtpSink, postgres_url: str) -> None:
     assert digest("run", cwd=project.folder).returncode == 0
     assert digest("subscribers", "remove", "ada@example.org", cwd=project.folder).returncode == 0
+    scheduler, _ = start_scheduler(project.folder)  # its job table goes along too
+    assert stop_scheduler(scheduler) == 0
     before = digest("status", "--json", cwd=project.folder).stdout
     copied = digest("db", "copy", "--to", postgres_url, cwd=project.folder)
     assert copied.returncode == 0, copied.stderr
     assert "deliveries           3 row(s)" in copied.stdout
+    assert "apscheduler_jobs     1 row(s)" in copied.stdout
     again = digest("db", "copy", "--to", postgres_url, cwd=project.folder)
     assert again.returncode != 0 and "is not empty" in again.stderr
     text = project.config_path.read_text()
@@ -199,3 +202,27 @@ def test_worker_once_exits_when_nothing_is_left(project: Project) -> None:
     after = json.loads(digest("status", "--json", cwd=project.folder).stdout)
     assert after["digests"][0]["status"] == "sent" and after["senders"] == 0
     assert load_config(project.config_path).delivery.send_with == "workers"
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(project: Project) -> None:
+    port = postgres._free_port()
+    text = project.config_path.read_text()
+    start = text.index('database = "') + len('database = "')
+    end = text.index('"', start)
+    project.config_path.write_text(text[:start] + f"postgresql://app@127.0.0.1:{port}/digest"
+                                   + text[end:])
+    env = {"DIGEST_DB_PASSWORD": "S3cretPw!x"}
+    for command in (("status",), ("db", "upgrade"), ("run",)):
+        result = digest(*command, cwd=project.folder, env=env)
+        assert result.returncode == 1, (command, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("error: "), (command, errors)
+        assert "config.toml: [state] database: cannot open" in errors[0]
+        assert "S3cretPw" not in result.stderr + result.stdout and "***" in errors[0]
+    project.config_path.write_text(text)
+    copy = digest("db", "copy", "--to", f"postgresql://app@127.0.0.1:{port}/x",
+                  cwd=project.folder, env=env)
+    assert copy.returncode == 1 and "S3cretPw" not in copy.stderr
+    assert "Traceback" not in copy.stderr
+    assert [line for line in copy.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in copy.stderr.splitlines() if line.startswith("error: --to ")]

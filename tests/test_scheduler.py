@@ -442,3 +442,13 @@ def test_there_is_nothing_to_approve_without_articles(project: Project, smtp: Sm
     empty = digest("approve", cwd=project.folder)
     assert empty.returncode == 1
     assert "error: nothing to approve: the next digest has no articles yet" in empty.stderr
+
+
+def test_healthz_refuses_a_max_age_that_is_not_a_number(project: Project) -> None:
+    import requests
+
+    from tests.test_web import WebServer
+
+    with WebServer(project.config) as web:
+        response = requests.get(f"{web.url}/healthz?max_age_hours=abc", timeout=10)
+    assert response.status_code == 400 and "max_age_hours" in response.text

@@ -160,7 +160,11 @@ def create_app(config: Config) -> Flask:
         now = datetime.now(UTC)
         data = health(config, store, now)
         status = 200
+        asked = request.args.get("max_age_hours")
         max_age = request.args.get("max_age_hours", type=float)
+        if asked is not None and max_age is None:
+            return Response(f"max_age_hours: expected a number of hours, got {asked!r}\n",
+                            400, mimetype="text/plain")
         if max_age is not None:
             last = data["last_send_at"]
             fresh = last is not None and \
@@ -249,8 +253,27 @@ def _send_confirmation(config: Config, email: str, link: str) -> None:
 
 def serve(config: Config, host: str, port: int) -> None:
     """Run the app under waitress (a production WSGI server) until interrupted."""
-    from waitress import serve as waitress_serve
+    import signal
+    import sys
 
+    from waitress.server import create_server
+
+    app = create_app(config)
+    try:
+        server = create_server(app, host=host, port=port, threads=8, ident="digest")
+    except (OSError, ValueError) as exc:
+        app.extensions["digest_store"].close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DigestError(f"digest serve: cannot listen on {host}:{port} ({reason})") from None
+    # SIGTERM (systemd stop) ends it like Ctrl-C, with exit status 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     log.info("serving %s on http://%s:%d/ (public URL %s)", config.digest.title, host, port,
              config.email.base_url)
-    waitress_serve(create_app(config), host=host, port=port, threads=8, ident="digest")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        app.extensions["digest_store"].close()
+    log.info("web app stopped")
