@@ -90,15 +90,16 @@ class SendOutcome:
     paused: bool = False
 
 
-def envelope(config: Config) -> Envelope:
-    """The sender-side headers shared by every message."""
+def envelope(config: Config, key: bytes | None = None) -> Envelope:
+    """The sender-side headers shared by every message; `key` is state_key(config) when
+    the caller has it already."""
     domain = sender_domain(config.email.from_address)
     slug = "".join(c if c.isalnum() else "-" for c in config.digest.title.lower()).strip("-")
     return Envelope(from_address=config.email.from_address, reply_to=config.email.reply_to,
                     list_id=f"{config.digest.title} <{slug}.{domain}>",
                     base_url=config.email.base_url.rstrip("/"),
                     unsubscribe_mailto=config.email.unsubscribe_mailto or f"unsubscribe@{domain}",
-                    archive_key=state_key(config))
+                    archive_key=key if key is not None else state_key(config))
 
 
 def envelope_sender(config: Config) -> str:
@@ -152,12 +153,12 @@ def send_digest(config: Config, store: Store, stored: StoredDigest,
     if expired:
         log.warning("digest %d: %d deferred deliveries expired after %g hours", stored.id,
                     expired, d.deferred_lifetime_hours)
-    env = envelope(config)
+    key = state_key(config)
+    env = envelope(config, key)
     base = f"{config.email.base_url.rstrip('/')}/unsubscribe/"
     templates = {fmt: MessageTemplate(stored.rendered, envelope=env, digest_id=stored.id,
                                       created_at=stored.created_at, unsubscribe_base=base,
                                       text_only=fmt == "text") for fmt in ("html", "text")}
-    key = state_key(config)
     sign = message_signer(config)
     roster = SubscriberList(store)
     domain = sender_domain(env.from_address)
@@ -310,7 +311,7 @@ def _cycle(config: Config, store: Store, factory: TransportFactory,
                       f"{config.digest.min_articles}): no digest built; the articles wait "
                       "for the next one")
         return
-    if not dry_run and not _cleared_to_send(config, store, report, slot, len(result.articles)):
+    if not dry_run and not _cleared_to_send(store, report, slot, len(result.articles)):
         return
     digest = compose_next(config, store, result.articles, now())
     report.summarized = len(digest.items)
@@ -353,7 +354,7 @@ def _skip(report: RunReport, reason: str, *, alert: bool = True) -> None:
     report.reason, report.alert_skip = reason, alert
 
 
-def _cleared_to_send(config: Config, store: Store, report: RunReport, slot: datetime | None,
+def _cleared_to_send(store: Store, report: RunReport, slot: datetime | None,
                      articles: int) -> bool:
     """The editor's hold."""
     hold = store.get_setting("hold")
@@ -571,10 +572,10 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
         rendered, result, _, _ = preview(config, now=now)
         articles = len(result.articles)
     test = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
+    key = state_key(config)
     message = build_message(test, Subscriber(email=address, name=name),
-                            envelope=envelope(config), digest_id=0, created_at=now(),
-                            unsubscribe_url=unsubscribe_link(config, state_key(config),
-                                                             address))
+                            envelope=envelope(config, key), digest_id=0, created_at=now(),
+                            unsubscribe_url=unsubscribe_link(config, key, address))
     transport = configured_transport(config)
     transport.open()
     try:

@@ -226,11 +226,11 @@ def approval_check(config_path: str) -> None:
     store = pipeline.open_store(config)
     try:
         waiting, approval = store.get_setting("waiting_slot"), store.get_setting("approval")
+        since = store.get_setting("waiting_since") or ""
     finally:
         store.close()
     if not waiting:
         return
-    since = store_setting(config, "waiting_since") or ""
     if not approval or approval.get("at", "") <= since:
         # No approval yet, or only the one the last attempt found wanting.
         log.debug("digest for %s still waiting for approval", waiting[:16])
@@ -243,15 +243,6 @@ def approval_check(config_path: str) -> None:
         log.error("approved digest for %s failed: %s", waiting[:16], exc)
     finally:
         write_health(config)
-
-
-def store_setting(config: Config, name: str) -> Any:
-    """One value from the settings table."""
-    store = pipeline.open_store(config)
-    try:
-        return store.get_setting(name)
-    finally:
-        store.close()
 
 
 def record_missed(config: Config, event: JobExecutionEvent) -> None:

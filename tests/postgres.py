@@ -78,17 +78,15 @@ def fresh_database(server_url: str) -> str:
     from sqlalchemy import create_engine, text
 
     name = f"t_{uuid.uuid4().hex[:16]}"
-    engine = create_engine(_with_driver(server_url), isolation_level="AUTOCOMMIT")
+    from digest.store import database_url
+
+    engine = create_engine(database_url(server_url, Path.cwd()), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         engine.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _with_driver(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def _free_port() -> int:

@@ -325,20 +325,23 @@ def test_the_health_file_and_status_show_the_last_gather_and_send(project: Proje
     assert summary["last_send_at"] == health["last_send_at"]
 
 
+def make_digest_job_overdue(folder: Path, by: timedelta) -> None:
+    """As if the machine was off when the stored digest job was due `by` ago (APScheduler
+    keeps the next run time both in a column and in the pickled job)."""
+    due = datetime.now(UTC) - by
+    ((blob,),) = query(folder, "SELECT job_state FROM apscheduler_jobs WHERE id = 'digest'")
+    state = pickle.loads(blob)
+    state["next_run_time"] = due
+    query(folder, "UPDATE apscheduler_jobs SET next_run_time = :t, job_state = :s "
+                  "WHERE id = 'digest' RETURNING id", t=due.timestamp(), s=pickle.dumps(state))
+
+
 def test_a_restarted_scheduler_catches_up_a_slot_it_missed_within_the_grace_time(
         project: Project, smtp: SmtpSink) -> None:
     proc, seen = start_scheduler(project.folder)
     assert "next digest at" in seen
     assert stop_scheduler(proc) == 0
-    due = datetime.now(UTC) - timedelta(minutes=10)
-    ((blob,),) = query(project.folder, "SELECT job_state FROM apscheduler_jobs WHERE id = "
-                                       "'digest'")
-    state = pickle.loads(blob)
-    state["next_run_time"] = due
-    # as if the machine was off when the digest was due ten minutes ago
-    query(project.folder, "UPDATE apscheduler_jobs SET next_run_time = :t, job_state = :s "
-                          "WHERE id = 'digest' RETURNING id", t=due.timestamp(),
-          s=pickle.dumps(state))
+    make_digest_job_overdue(project.folder, timedelta(minutes=10))
     proc, seen = start_scheduler(project.folder)
     deadline = time.monotonic() + 60
     while digests_to_subscribers(smtp) < 3 and time.monotonic() < deadline:
@@ -391,14 +394,7 @@ def test_sigterm_during_a_scheduled_send_finishes_the_message_and_the_restart_re
         path.write_text(path.read_text().replace("[smtp]", "[smtp]\nconnections = 1"))
         proc, seen = start_scheduler(tmp_path)
         assert stop_scheduler(proc) == 0
-        due = datetime.now(UTC) - timedelta(minutes=5)
-        ((blob,),) = query(tmp_path, "SELECT job_state FROM apscheduler_jobs WHERE id = "
-                                     "'digest'")
-        state = pickle.loads(blob)
-        state["next_run_time"] = due
-        query(tmp_path, "UPDATE apscheduler_jobs SET next_run_time = :t, job_state = :s "
-                        "WHERE id = 'digest' RETURNING id", t=due.timestamp(),
-              s=pickle.dumps(state))
+        make_digest_job_overdue(tmp_path, timedelta(minutes=5))
         proc, seen = start_scheduler(tmp_path)
         deadline = time.monotonic() + 60
         while len(relay.messages) < 5 and time.monotonic() < deadline:
