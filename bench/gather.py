@@ -23,7 +23,7 @@ from digest.demo.site import SampleArticle, SampleSite, SiteServer, load_sample_
 from digest.extract import extract_article  # noqa: E402
 from digest.gather import gather, make_fetcher  # noqa: E402
 from digest.models import FeedEntry  # noqa: E402
-from digest.store import Store, database_url  # noqa: E402
+from digest.state import open_state  # noqa: E402
 
 
 class SlowSite(SampleSite):
@@ -66,12 +66,10 @@ templates = "{REPO / 'templates'}"
 respect_robots = false
 """)
         config = load_config(config_path)
-        store = Store(database_url(config.state.database, config.path.parent))
-        with make_fetcher(config) as fetcher:
+        with open_state(config) as state, make_fetcher(config) as fetcher:
             started = time.perf_counter()
-            result = gather(config, store, fetcher, record=False)
+            result = gather(config, state, fetcher, record=False)
             ours = time.perf_counter() - started
-        store.close()
 
         entries = [FeedEntry(url=server.url + a.path, title=a.title, source_name="Slow")
                    for a in site.by_category("spacecraft")]

@@ -39,23 +39,21 @@ database = "{database}"
 
 
 def _commit_digest(config_path: Path) -> int:
+    from digest.build import render
     from digest.config import load_config
-    from digest.pipeline import open_store, render
-    from digest.subscribers import SubscriberList
+    from digest.state import open_state
+    from digest.subscribers import sync_file
     from tests.test_email import big_digest
 
     config = load_config(config_path)
     digest = big_digest(12, image=False)
-    store = open_store(config)
-    try:
-        roster = SubscriberList(store)
-        roster.sync_file(config.subscribers_path, datetime.now(UTC))
-        digest_id = store.create_digest(render(config, digest), [i.article for i in digest.items],
-                                        roster.iter_active(), datetime.now(UTC))
-        assert digest_id is not None
+    with open_state(config) as state:
+        sync_file(state.subscribers, config.subscribers_path, datetime.now(UTC))
+        digest_id = state.ledger.create_digest(
+            render(config, digest), [i.article for i in digest.items],
+            state.subscribers.iter_active(), datetime.now(UTC))
+        assert isinstance(digest_id, int)
         return digest_id
-    finally:
-        store.close()
 
 
 def _send(config_path: Path, workers: int) -> float:
@@ -74,14 +72,11 @@ def _send(config_path: Path, workers: int) -> float:
 
 def _counts(config_path: Path, digest_id: int) -> tuple[int, int]:
     from digest.config import load_config
-    from digest.pipeline import open_store
+    from digest.state import open_state
 
-    store = open_store(load_config(config_path))
-    try:
-        counts = store.delivery_counts(digest_id)
+    with open_state(load_config(config_path)) as state:
+        counts = state.ledger.delivery_counts(digest_id)
         return counts.sent, counts.unsent
-    finally:
-        store.close()
 
 
 def main() -> int:

@@ -37,20 +37,19 @@ def _project(folder: Path, port: int, subscribers: int, connections: int) -> Pat
 
 def _committed_digest(config_path: Path) -> None:
     """A rendered 12-article digest and its ledger, as `digest run` commits them."""
+    from digest.build import render
     from digest.config import load_config
-    from digest.pipeline import open_store, render
-    from digest.subscribers import SubscriberList
+    from digest.state import open_state
+    from digest.subscribers import sync_file
     from tests.test_email import big_digest
 
     config = load_config(config_path)
     digest = big_digest(12, image=False)
     rendered = render(config, digest)
-    store = open_store(config)
-    roster = SubscriberList(store)
-    roster.sync_file(config.subscribers_path, datetime.now(UTC))
-    store.create_digest(rendered, [i.article for i in digest.items], roster.iter_active(),
-                        datetime.now(UTC))
-    store.close()
+    with open_state(config) as state:
+        sync_file(state.subscribers, config.subscribers_path, datetime.now(UTC))
+        state.ledger.create_digest(rendered, [i.article for i in digest.items],
+                                   state.subscribers.iter_active(), datetime.now(UTC))
 
 
 def ours(config_path: Path) -> dict[str, float]:

@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digest.store import Store  # noqa: E402
-from digest.subscribers import SubscriberList, parse_csv  # noqa: E402
+from digest.state import open_url  # noqa: E402
+from digest.subscribers import import_csv, parse_csv  # noqa: E402
 
 
 def main() -> int:
@@ -32,20 +32,23 @@ def main() -> int:
             out.write("email,name\n")
             for i in range(args.rows):
                 out.write(f"reader{i:06d}@example.org,Reader {i}\n")
-        roster = SubscriberList(Store(f"sqlite:///{folder}/state.sqlite3"))
+        state = open_url(f"sqlite:///{folder}/state.sqlite3")
         started = time.perf_counter()
-        result = roster.import_csv(source, datetime.now(UTC))
+        result = import_csv(state.subscribers, source, datetime.now(UTC))
         ours = time.perf_counter() - started
         again_started = time.perf_counter()
-        again = roster.import_csv(source, datetime.now(UTC))
+        again = import_csv(state.subscribers, source, datetime.now(UTC))
         again_seconds = time.perf_counter() - again_started
+        state.close()
 
-        naive = SubscriberList(Store(f"sqlite:///{folder}/naive.sqlite3"))
+        naive_state = open_url(f"sqlite:///{folder}/naive.sqlite3")
+        naive = naive_state.subscribers
         entries, _ = parse_csv(source.read_text(encoding="utf-8"), str(source))
         started = time.perf_counter()
         for entry in entries[:args.baseline_rows]:
             naive.add(entry.subscriber.email, entry.subscriber.name, datetime.now(UTC))
         naive_rate = args.baseline_rows / (time.perf_counter() - started)
+        naive_state.close()
     print(f"import of {args.rows:,} rows: {ours:.2f} s ({args.rows / ours:,.0f} rows/s), "
           f"{result.added:,} added")
     print(f"same file again (idempotent): {again_seconds:.2f} s, {again.added} added, "

@@ -12,6 +12,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from digest.config import Config
 from digest.deliver import Transport, configured_transport
 from digest.errors import DeliveryError, TransportError
+from digest.models import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +58,25 @@ def send_alert(config: Config, subject: str, body: str, *,
         link.close()
     log.info("alert sent to %s: %s", ", ".join(to), subject)
     return True
+
+
+def alerts_for(report: RunReport, *, scheduled: bool) -> list[tuple[str, str]]:
+    """The alerts a finished run calls for: (subject, body) each."""
+    found = []
+    if scheduled and report.outcome == "skipped" and report.alert_skip:
+        found.append(("scheduled digest skipped", f"No digest went out: {report.reason}\n\n"
+                      f"Articles found: {report.found}, new: {report.new}."))
+    if report.outcome == "failed":
+        found.append(("digest run failed", f"The run failed: {report.reason}\n\n"
+                      f"Sent {report.sent}, failed {report.failed}, still pending "
+                      f"{report.remaining}."))
+    elif report.failed:
+        found.append((f"digest sent with {report.failed} failed deliveries",
+                      f"Sent {report.sent}, failed {report.failed}, deferred "
+                      f"{report.deferred} of {report.recipients} recipients.\n"
+                      "`digest subscribers show ADDRESS` tells what each server answered."))
+    for failure in report.newly_failing:
+        found.append(("a source keeps failing", f"This source has failed 3 cycles in a row:\n"
+                      f"{failure.reason}\n\nIts articles are missing from the digest "
+                      "until it recovers."))
+    return found

@@ -47,7 +47,7 @@ def _check_timezone(value: str) -> str | None:
     return None
 
 
-def _check_database(value: str) -> str | None:
+def check_database(value: str) -> str | None:
     if "://" not in value:
         return None if value.strip() else "expected a file path or a postgresql:// URL"
     scheme = value.split("://", 1)[0]
@@ -234,7 +234,7 @@ class SubscriberSettings:
 @dataclass(frozen=True)
 class StateSettings:
     database: str = _key("state/digest.sqlite3", "State database: a SQLite path relative to "
-                         "config.toml, or a postgresql://user@host/db URL.", _check_database)
+                         "config.toml, or a postgresql://user@host/db URL.", check_database)
     password_env: str = _key("DIGEST_DB_PASSWORD", "Env var holding the database password "
                              "(PostgreSQL).")
 
@@ -329,8 +329,6 @@ class Config:
 
     def database_url(self) -> str:
         """The SQLAlchemy URL of the state database, with the password from the env."""
-        from digest.store import database_url
-
         try:
             return database_url(self.state.database, self.path.parent,
                                 os.environ.get(self.state.password_env, ""))
@@ -365,6 +363,27 @@ SECTIONS: dict[str, type] = {
     "web": WebSettings,
 }
 REQUIRED_SECTIONS = ("email",)
+
+
+def database_url(database: str, base: Path, password: str = "") -> str:
+    """A SQLAlchemy URL from the [state] database setting (a path or a URL). A
+    postgresql:// URL gets the psycopg (3) driver, and the password when it has none."""
+    if "://" in database:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        if password and url.password is None:
+            url = url.set(password=password)
+        return url.render_as_string(hide_password=False)
+    path = (base / database).resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"[state] database: cannot create the folder {path.parent} "
+                          f"({exc.strerror})") from None
+    return f"sqlite:///{path}"
 
 
 def default_config_path() -> Path:

@@ -19,6 +19,32 @@ class LockedError(DigestError):
     exit_code = 3
 
 
+class StateUnavailable(DigestError):
+    """The state database cannot be opened or reached."""
+
+
+class StateCopyError(DigestError):
+    """`digest db copy` cannot copy into the database it was given."""
+
+
+class PortBusy(DigestError):
+    """A server of ours cannot listen on the address and port it was given."""
+
+
+class PreflightError(DigestError):
+    """A preflight check failed and the send was not forced."""
+
+
+class EditorialError(DigestError):
+    """An editorial action cannot be done as asked (nothing to approve, an article that
+    went out already, an edit naming no article of the next digest)."""
+
+
+class SendStopped(DigestError):
+    """Sending a digest stopped before every recipient had their message: paused after
+    too many failures in a row, or interrupted by a signal. `digest resume` continues."""
+
+
 class FetchError(DigestError):
     """A URL could not be fetched (network error, bad status, too large)."""
 

@@ -5,12 +5,12 @@ limit, robots.txt) and extracted. One failing source or page never stops the oth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from digest.clock import Clock, utc_now
 from digest.config import Config, SourceSettings
 from digest.dedupe import merge_articles, merge_entries
 from digest.errors import ExtractError, FeedError, FetchError
@@ -19,7 +19,8 @@ from digest.fetch import Fetcher, FetchPolicy
 from digest.models import Article, FeedEntry, GatherResult, SourceFailure
 from digest.progress import progress
 from digest.sources import Validators, in_category, read_source
-from digest.store import FAILING_AFTER, Store
+from digest.state import State
+from digest.state.sources import FAILING_AFTER
 from digest.urls import strip_tracking
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,23 @@ def make_fetcher(config: Config) -> Fetcher:
                                respect_robots=f.respect_robots))
 
 
-def gather(config: Config, store: Store, fetcher: Fetcher, *, record: bool,
-           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> GatherResult:
+def gather(config: Config, state: State, fetcher: Fetcher, *, record: bool,
+           clock: Clock = utc_now) -> GatherResult:
     """Find the new articles of the category on every source; `record` keeps what was learnt
     (validators, entries, failure counts) in the state database."""
-    outcomes = [_read(source, config, store, fetcher, record, now) for source in config.sources]
+    outcomes = [_read(source, config, state, fetcher, record, clock)
+                for source in config.sources]
     failures = [o.failure for o in outcomes if o.failure]
     entries = merge_entries([e for o in outcomes for e in o.entries])
-    known = store.known_urls(e.url for e in entries)
+    known = state.ledger.sent_urls(e.url for e in entries)
     fresh = [e for e in entries if e.url not in known]
     fresh.sort(key=lambda e: e.published or datetime.min.replace(tzinfo=UTC), reverse=True)
     fresh = fresh[:config.digest.max_articles]
     articles = fetch_articles(fresh, fetcher, failures, workers=_workers(config, fresh))
-    known_canonical = store.known_urls(a.url for a in articles)
+    known_canonical = state.ledger.sent_urls(a.url for a in articles)
     articles = merge_articles([a for a in articles if a.url not in known_canonical])
     if record:
-        store.forget_entries_before(now() - KEEP_ENTRIES_FOR)
+        state.sources.forget_entries_before(clock() - KEEP_ENTRIES_FOR)
     found = len(entries) + sum(o.unchanged for o in outcomes)
     return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
                         failures=tuple(failures),
@@ -72,29 +74,30 @@ def gather(config: Config, store: Store, fetcher: Fetcher, *, record: bool,
                                             if o.failure and o.newly_failing))
 
 
-def capture(config: Config, store: Store, fetcher: Fetcher, *,
-            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> GatherResult:
+def capture(config: Config, state: State, fetcher: Fetcher, *,
+            clock: Clock = utc_now) -> GatherResult:
     """Read every source and keep its entries for the next digest, without fetching article
     pages: run more often than the digest, it catches entries a short feed would drop."""
-    outcomes = [_read(source, config, store, fetcher, True, now) for source in config.sources]
+    outcomes = [_read(source, config, state, fetcher, True, clock) for source in config.sources]
     entries = merge_entries([e for o in outcomes for e in o.entries])
-    known = store.known_urls(e.url for e in entries)
+    known = state.ledger.sent_urls(e.url for e in entries)
     return GatherResult(found=len(entries), new_entries=sum(e.url not in known for e in entries),
                         articles=(), failures=tuple(o.failure for o in outcomes if o.failure),
                         newly_failing=tuple(o.failure for o in outcomes
                                             if o.failure and o.newly_failing))
 
 
-def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher,
-          record: bool, now: Callable[[], datetime]) -> SourceOutcome:
+def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher,
+          record: bool, clock: Clock) -> SourceOutcome:
     category = source.category or config.digest.category
-    state = store.source_state(source.url)
+    memory = state.sources.state(source.url)
     try:
         result = read_source(source, fetcher=fetcher, category=config.digest.category,
-                             validators=Validators(state.etag, state.last_modified))
+                             validators=Validators(memory.etag, memory.last_modified))
     except (FetchError, FeedError) as exc:
         failure = SourceFailure(source.url, str(exc))
-        count = store.record_source_failure(source.url, str(exc), now()) if record else 0
+        count = (state.sources.record_failure(source.url, str(exc), clock())
+                 if record else 0)
         log.warning("source %s failed%s: %s", source.name,
                     f" ({count} cycles in a row)" if count > 1 else "", exc)
         return SourceOutcome(source, failure=failure, newly_failing=count == FAILING_AFTER)
@@ -106,13 +109,13 @@ def _read(source: SourceSettings, config: Config, store: Store, fetcher: Fetcher
         log.info("source %s (%s): %d entries, %d in %s", source.name, result.kind,
                  len(result.entries), len(matching), category)
     if record:
-        store.record_source_success(source.url, result.validators.etag,
-                                    result.validators.last_modified, now(),
-                                    listed=None if result.not_modified else len(matching))
-        store.remember_entries(source.url, matching, now())
-    kept = store.remembered_entries(source.url)
+        state.sources.record_success(source.url, result.validators.etag,
+                                     result.validators.last_modified, clock(),
+                                     listed=None if result.not_modified else len(matching))
+        state.sources.remember_entries(source.url, matching, clock())
+    kept = state.sources.remembered_entries(source.url)
     listed = {e.url for e in matching}
-    unchanged = max(0, state.listed - len(kept)) if result.not_modified else 0
+    unchanged = max(0, memory.listed - len(kept)) if result.not_modified else 0
     return SourceOutcome(source, tuple(matching) + tuple(e for e in kept if e.url not in listed),
                          unchanged=unchanged)
 

@@ -16,8 +16,6 @@ from urllib.parse import urlsplit
 
 import lxml.html
 
-from digest.errors import DigestError
-
 OK, WARN, FAIL, SKIP = "ok", "warning", "FAILED", "skipped"
 DECLARATION = re.compile(r"([a-zA-Z-]+)\s*:\s*([^;{}]+)")
 MEDIA_BLOCK = re.compile(r"@media[^{]*\{((?:[^{}]*\{[^{}]*\})*[^{}]*)\}", re.S)
@@ -48,10 +46,6 @@ class PreflightReport:
     def lines(self) -> list[str]:
         """One line per check, for the terminal or the log."""
         return [f"preflight {c.status:<8} {c.name}: {c.detail}" for c in self.checks]
-
-
-class PreflightError(DigestError):
-    """A preflight check failed and the send was not forced."""
 
 
 def run_preflight(*, html: str, text: str, message: bytes, unsubscribe_url: str,

@@ -4,13 +4,13 @@ job's next run time, and a missed run is caught up (within the grace time) or re
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,15 +20,28 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import pipeline
 from digest.alerts import send_alert
+from digest.clock import utc_now
 from digest.config import Config, load_config
-from digest.errors import ConfigError, DigestError, LockedError
+from digest.errors import DigestError, LockedError
 from digest.gather import capture, make_fetcher
-from digest.store import Store
+from digest.models import RunReport
+from digest.shutdown import stop_requested
+
+# Jobs stored by earlier versions name the trigger class as digest.scheduler's: keep the
+# name here so they still unpickle.
+from digest.slots import (
+    WallClockCronTrigger,  # noqa: F401
+    cron_trigger,
+    current_slot,
+    digest_trigger,
+)
+from digest.state import open_state
+from digest.state.runs import Run
+from digest.status import write_health
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +58,6 @@ class PlannedJob:
     func: Callable[..., Any] | str  # a "module:function" reference when the store persists it
     trigger: BaseTrigger
     args: tuple[Any, ...]
-
-
-class WallClockCronTrigger(CronTrigger):
-    """A cron trigger that fires once, not twice, at a wall-clock time that happens twice
-    on a fall-back day (01:30 on the last Sunday of October in London): APScheduler 3.x
-    otherwise fires at both instants."""
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None,
-                           now: datetime) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        while fire is not None and _second_of_a_repeated_hour(fire, self.timezone):
-            after = fire.astimezone(UTC)
-            while _second_of_a_repeated_hour(after, self.timezone):
-                after += timedelta(minutes=1)
-            fire = super().get_next_fire_time(fire, after.astimezone(self.timezone))
-        return fire
-
-
-def _second_of_a_repeated_hour(instant: datetime, zone: Any) -> bool:
-    wall = instant.astimezone(zone).replace(tzinfo=None)
-    first = wall.replace(tzinfo=zone, fold=0)
-    return first.utcoffset() != instant.astimezone(zone).utcoffset() and \
-        first.astimezone(UTC) < instant.astimezone(UTC)
-
-
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A crontab expression in an IANA timezone, once per wall-clock time."""
-    return WallClockCronTrigger.from_crontab(expression, timezone=timezone)
-
-
-def digest_trigger(config: Config) -> CronTrigger:
-    """[schedule] cron in [schedule] timezone."""
-    return cron_trigger(config.schedule.cron, config.schedule.timezone)
 
 
 def planned_jobs(config: Config, funcs: dict[str, Callable[..., Any] | str] | None = None
@@ -138,8 +118,8 @@ def reconcile(scheduler: BaseScheduler, config: Config, plans: list[PlannedJob])
         if repr(job.trigger) != repr(plan.trigger):
             log.info("job %s: schedule changed to %s", plan.id, plan.trigger)
             scheduler.reschedule_job(plan.id, trigger=plan.trigger)
-        elif job.next_run_time and job.next_run_time < datetime.now(UTC):
-            late = datetime.now(UTC) - job.next_run_time
+        elif job.next_run_time and job.next_run_time < utc_now():
+            late = utc_now() - job.next_run_time
             log.info("job %s was due %s ago, at %s: it runs now if within misfire_grace_time "
                      "(%d s), else it is skipped", plan.id, str(late).split(".")[0],
                      f"{job.next_run_time:%Y-%m-%d %H:%M %Z}", s.misfire_grace_time)
@@ -153,32 +133,13 @@ def reconcile(scheduler: BaseScheduler, config: Config, plans: list[PlannedJob])
                  f"{job.next_run_time:%Y-%m-%d %H:%M %Z}" if job.next_run_time else "never")
 
 
-def current_slot(config: Config, now: datetime) -> datetime:
-    """The scheduled fire time a digest job starting at `now` belongs to: the latest one
-    not after `now` (a late start within the grace time still belongs to its slot)."""
-    trigger = digest_trigger(config)
-    window = timedelta(seconds=config.schedule.misfire_grace_time + 60)
-    fire = trigger.get_next_fire_time(None, (now - window).astimezone(trigger.timezone))
-    slot = None
-    while fire is not None and fire <= now:
-        slot = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-    return (slot or now.replace(second=0, microsecond=0)).astimezone(UTC)
-
-
-def next_fire_after(config: Config, now: datetime) -> datetime | None:
-    """When the digest job fires next after `now`, in the configured timezone."""
-    trigger = digest_trigger(config)
-    return trigger.get_next_fire_time(None, now.astimezone(trigger.timezone))
-
-
 # --- the jobs (module-level so the job store can name them) -------------------------
 
 
 def scheduled_digest(config_path: str) -> None:
     """The digest job: one cycle for the current slot."""
     config = load_config(Path(config_path))
-    slot = current_slot(config, datetime.now(UTC))
+    slot = current_slot(config, utc_now())
     try:
         report = pipeline.run_cycle(config, slot=slot)
         log.info("digest for %s: %s%s; %d article(s), %d recipient(s), %d sent, %d failed",
@@ -198,14 +159,14 @@ def scheduled_digest(config_path: str) -> None:
 def scheduled_gather(config_path: str) -> None:
     """The gather job: read every source and keep the entries for the next digest."""
     config = load_config(Path(config_path))
-    store = pipeline.open_store(config)
-    started = datetime.now(UTC)
+    started = utc_now()
     try:
-        with store.lock("run", started), make_fetcher(config) as fetcher:
-            result = capture(config, store, fetcher)
-            store.record_run(kind="gather", started_at=started, finished_at=datetime.now(UTC),
-                             outcome="gathered", articles=result.new_entries,
-                             reason="; ".join(f.reason for f in result.failures))
+        with open_state(config) as state, state.db.lock("run", started), \
+                make_fetcher(config) as fetcher:
+            result = capture(config, state, fetcher)
+            state.runs.record(Run(kind="gather", started_at=started, finished_at=utc_now(),
+                                  outcome="gathered", articles=result.new_entries,
+                                  reason="; ".join(f.reason for f in result.failures)))
         log.info("gathered: %d entries listed, %d not yet in a digest, %d source(s) failed",
                  result.found, result.new_entries, len(result.failures))
         for failure in result.newly_failing:
@@ -216,31 +177,26 @@ def scheduled_gather(config_path: str) -> None:
     except Exception:
         log.exception("gather job failed; the next one will try again")
     finally:
-        store.close()
         write_health(config)
 
 
 def approval_check(config_path: str) -> None:
     """While a scheduled digest waits for approval: send it once an editor approves."""
     config = load_config(Path(config_path))
-    store = pipeline.open_store(config)
-    try:
-        waiting, approval = store.get_setting("waiting_slot"), store.get_setting("approval")
-        since = store.get_setting("waiting_since") or ""
-    finally:
-        store.close()
-    if not waiting:
+    with open_state(config) as state:
+        waiting, approval = state.editorial.waiting(), state.editorial.approval()
+    if waiting is None:
         return
-    if not approval or approval.get("at", "") <= since:
+    slot = f"{waiting.slot:%Y-%m-%d %H:%M} UTC"
+    if approval is None or approval.at <= waiting.since:
         # No approval yet, or only the one the last attempt found wanting.
-        log.debug("digest for %s still waiting for approval", waiting[:16])
+        log.debug("digest for %s still waiting for approval", slot)
         return
-    slot = datetime.fromisoformat(waiting)
-    log.info("digest for %s approved by %s: sending", waiting[:16], approval.get("by", "?"))
+    log.info("digest for %s approved by %s: sending", slot, approval.by)
     try:
-        pipeline.run_cycle(config, slot=slot)
+        pipeline.run_cycle(config, slot=waiting.slot)
     except DigestError as exc:
-        log.error("approved digest for %s failed: %s", waiting[:16], exc)
+        log.error("approved digest for %s failed: %s", slot, exc)
     finally:
         write_health(config)
 
@@ -260,58 +216,42 @@ def record_missed(config: Config, event: JobExecutionEvent) -> None:
 
 def _record_outside_run(config: Config, kind: str, slot: datetime, reason: str) -> None:
     log.warning("digest for %s skipped: %s", f"{slot:%Y-%m-%d %H:%M} UTC", reason)
-    store = pipeline.open_store(config)
-    try:
-        now = datetime.now(UTC)
-        store.record_run(kind=kind, slot=slot, started_at=now, finished_at=now,
-                         outcome="skipped", reason=reason)
-    finally:
-        store.close()
+    with open_state(config) as state:
+        now = utc_now()
+        state.runs.record(Run(kind=kind, slot=slot, started_at=now, finished_at=now,
+                              outcome="skipped", reason=reason))
 
 
-def health(config: Config, store: Store, now: datetime) -> dict[str, Any]:
-    """What a monitor needs: last successful gather and send, last run, next run."""
-    times = store.health()
-    runs = store.recent_runs(1)
-    upcoming = next_fire_after(config, now)
-    return {
-        "last_gather_at": _iso(times["last_gather_at"]),
-        "last_send_at": _iso(times["last_send_at"]),
-        "last_run": {"kind": runs[0]["kind"], "outcome": runs[0]["outcome"],
-                     "reason": runs[0]["reason"], "at": _iso(runs[0]["finished_at"])}
-        if runs else None,
-        "next_run_at": _iso(upcoming.astimezone(UTC)) if upcoming else None,
-        "checked_at": _iso(now),
-    }
+def run_scheduler(config: Config, *, on_resumed: Callable[[RunReport], None]) -> None:
+    """`digest schedule`: one scheduler per state database (a second one refuses, naming
+    this one), the unfinished digest finished first, then the jobs until SIGTERM/SIGINT."""
+    scheduler = build_scheduler(config)
 
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the scheduler after the current job", signum)
+        stop_requested.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
 
-def write_health(config: Config, *, strict: bool = False) -> None:
-    """Rewrite [schedule] health_file, when set (atomically: a monitor never reads half).
-    A failure is logged (or, with `strict`, as when the scheduler starts, raised)."""
-    if not config.schedule.health_file:
-        return
-    path = config.resolve(config.schedule.health_file)
-    try:
-        store = pipeline.open_store(config)
+    def stop_if_asked(_event: object) -> None:
+        # A signal that came while the scheduler was starting: stop as soon as it runs.
+        if stop_requested.is_set():
+            scheduler.shutdown(wait=False)
+
+    scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with open_state(config) as state, state.db.lock("scheduler", utc_now()):
+        # APScheduler records a job's next run when it starts it, so a digest cut short by
+        # a crash is never rerun by the scheduler itself: finish it first.
         try:
-            data = health(config, store, datetime.now(UTC))
-        finally:
-            store.close()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        problem = (f"{config.path}: [schedule] health_file: cannot write {path} "
-                   f"({exc.strerror})")
-        if strict:
-            raise ConfigError(problem) from None
-        log.warning("%s", problem)
-    except DigestError as exc:
-        if strict:
-            raise
-        log.warning("health file not updated: %s", exc)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+            on_resumed(pipeline.resume(config))
+        except DigestError as exc:
+            log.error("could not finish the unfinished digest: %s", exc)
+        write_health(config, strict=True)
+        log.info("scheduler started: cron %r in %s (misfire_grace_time %d s)",
+                 config.schedule.cron, config.schedule.timezone,
+                 config.schedule.misfire_grace_time)
+        if not stop_requested.is_set():
+            scheduler.start()
+    log.info("scheduler stopped")

@@ -1,36 +1,12 @@
-"""HMAC-signed per-subscriber tokens for unsubscribe links. The key comes from an
-environment variable; without it, a random key kept beside the state database is used
-(and a warning says so), so links from earlier digests keep working."""
+"""HMAC-signed tokens: per-subscriber unsubscribe and confirmation links, web-version
+links and CSRF nonces. The key comes from `digest.keys`."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import logging
-import os
 import secrets
-from pathlib import Path
-
-log = logging.getLogger(__name__)
-
-
-def signing_key(env_name: str, state_dir: Path) -> bytes:
-    """The signing key from $env_name, else from (or newly into) state_dir/signing.key."""
-    value = os.environ.get(env_name, "")
-    if value:
-        return value.encode("utf-8")
-    key_file = state_dir / "signing.key"
-    if key_file.exists():
-        return key_file.read_bytes().strip()
-    log.warning("%s is not set; unsubscribe links are signed with a generated key in %s",
-                env_name, key_file)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode("ascii")
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
 
 
 def make_token(key: bytes, purpose: str, email: str) -> str:

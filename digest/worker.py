@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from digest import pipeline
+from digest.clock import Clock, utc_now
 from digest.config import Config
 from digest.deliver import Transport, configured_transport
+from digest.deliver.send import send_digest
+from digest.shutdown import stop_requested
+from digest.state import open_state
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,21 @@ class WorkerReport:
 
 def run_worker(config: Config, *, once: bool = False,
                make_transport: Callable[[], Transport] | None = None,
-               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> WorkerReport:
+               clock: Clock = utc_now) -> WorkerReport:
     """Send whatever digest has pending deliveries, until stopped (SIGTERM), or, with
     `once`, until nothing is left to claim. Deferred deliveries wait for the next
     `digest run`, `resume` or scheduled cycle, as they do without workers."""
     factory = make_transport or (lambda: configured_transport(config))
     report = WorkerReport()
-    store = pipeline.open_store(config)
+    state = open_state(config)
     log.info("worker started: batches of %d, lease %g s", config.delivery.batch_size,
              config.delivery.lease_seconds)
     try:
-        while not pipeline.stop_requested.is_set():
+        while not stop_requested.is_set():
             worked = False
-            for stored in store.sending_digests():
-                outcome = pipeline.send_digest(config, store, stored, factory, now,
-                                              retry_deferred=False)
+            for stored in state.ledger.sending_digests():
+                outcome = send_digest(config, state, stored, factory, clock,
+                                      retry_deferred=False)
                 if outcome.sent or outcome.failed or outcome.deferred:
                     worked = True
                     report.digests += 1
@@ -54,14 +56,14 @@ def run_worker(config: Config, *, once: bool = False,
                     log.info("digest %d: this worker sent %d, failed %d, deferred %d; %d "
                              "left in all", stored.id, outcome.sent, outcome.failed,
                              outcome.deferred, outcome.remaining)
-                if pipeline.stop_requested.is_set():
+                if stop_requested.is_set():
                     break
             if not worked:
                 if once:
                     break
-                pipeline.stop_requested.wait(config.delivery.worker_poll_seconds)
+                stop_requested.wait(config.delivery.worker_poll_seconds)
     finally:
-        store.close()
+        state.close()
     log.info("worker stopped: %d sent, %d failed, %d deferred", report.sent, report.failed,
              report.deferred)
     return report

@@ -78,7 +78,7 @@ def fresh_database(server_url: str) -> str:
     from sqlalchemy import create_engine, text
 
     name = f"t_{uuid.uuid4().hex[:16]}"
-    from digest.store import database_url
+    from digest.config import database_url
 
     engine = create_engine(database_url(server_url, Path.cwd()), isolation_level="AUTOCOMMIT")
     try:

@@ -196,7 +196,7 @@ def test_status_json_and_json_logs(project: Project, smtp: SmtpSink) -> None:
 def test_a_state_database_from_an_earlier_version_is_brought_up_to_date(tmp_path: Path) -> None:
     import sqlite3
 
-    from digest.store import Store
+    from digest.state import open_url
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
@@ -207,11 +207,8 @@ def test_a_state_database_from_an_earlier_version_is_brought_up_to_date(tmp_path
                "'', 0)")
     db.commit()
     db.close()
-    store = Store(f"sqlite:///{path}")
-    try:
-        assert store.source_state("https://n.example/feed").listed == 0
-    finally:
-        store.close()
+    with open_url(f"sqlite:///{path}") as state:
+        assert state.sources.state("https://n.example/feed").listed == 0
 
 
 def test_serve_reports_a_busy_port_in_one_line_and_stops_on_sigterm(project: Project) -> None:

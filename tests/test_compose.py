@@ -115,17 +115,18 @@ def test_an_editors_summary_replaces_the_generated_one(tmp_path: Path) -> None:
 
 def test_summary_set_and_clear_through_the_cli(project: Project, smtp: SmtpSink) -> None:
     first_url = project.config.sources[0].url.split("/category")[0]
-    rendered, result, _, _ = pipeline.preview(project.config)
+    draft = pipeline.preview(project.config)
+    result = draft.gathered
     target = result.articles[0].url
     assert first_url in target
     out = digest("summary", "set", target, "A hand-written précis of the story.",
                  cwd=project.folder)
     assert out.returncode == 0, out.stderr
     assert target in digest("summary", "list", cwd=project.folder).stdout
-    _, _, _, text = pipeline.preview(project.config)
+    text = pipeline.preview(project.config).text
     assert "A hand-written précis of the story." in text
     digest("summary", "clear", target, cwd=project.folder)
-    _, _, _, text = pipeline.preview(project.config)
+    text = pipeline.preview(project.config).text
     assert "A hand-written précis" not in text
     digest("summary", "set", target, "Final words on it.", cwd=project.folder)
     pipeline.run_cycle(project.config)

@@ -29,8 +29,7 @@ from digest.errors import DigestError, TransportError
 from digest.message import Envelope, build_message
 from digest.models import Subscriber
 from digest.splice import MessageTemplate
-from digest.store import Store, database_url
-from digest.subscribers import SubscriberList
+from digest.state import open_state
 from tests.conftest import Project, parse, query, write_config
 from tests.test_cli import digest
 from tests.test_email import big_digest, options
@@ -231,7 +230,7 @@ def test_deferred_deliveries_expire_as_failed(tmp_path: Path, site: SiteServer) 
         pipeline.run_cycle(config)
         assert ledger(tmp_path)[stuck] == "deferred"
         later = datetime.now(UTC) + timedelta(hours=49)
-        pipeline.run_cycle(config, now=lambda: later)
+        pipeline.run_cycle(config, clock=lambda: later)
     assert ledger(tmp_path)[stuck] == "failed"
     ((reply,),) = query(tmp_path, "SELECT reply FROM deliveries WHERE email = :e", e=stuck)
     assert "failed (expired)" in reply
@@ -296,12 +295,9 @@ def test_an_address_unsubscribed_after_the_digest_was_built_gets_nothing(
 
         def unsubscribe_soon() -> None:
             _wait_for(lambda: len(relay.messages) >= 2)
-            store = Store(database_url(config.state.database, config.path.parent))
-            try:
-                SubscriberList(store).set_status(leaver, "unsubscribed", datetime.now(UTC),
-                                                 "one-click unsubscribe")
-            finally:
-                store.close()
+            with open_state(config) as state:
+                state.subscribers.set_status(leaver, "unsubscribed", datetime.now(UTC),
+                                             "one-click unsubscribe")
 
         helper = threading.Thread(target=unsubscribe_soon)
         helper.start()

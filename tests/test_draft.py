@@ -9,7 +9,7 @@ from pathlib import Path
 from digest.compose import build_digest
 from digest.draft import arrange, move
 from digest.models import ArticleEdit
-from digest.store import Store
+from digest.state import open_url
 from tests.test_compose import NOW, article, config
 
 TOPICS = ["Lunar lander", "Solar sail", "Cargo ship", "Space telescope", "Mars rover"]
@@ -79,15 +79,13 @@ def test_move_clamps_at_the_ends() -> None:
 
 
 def test_edits_are_stored_per_url_and_an_edited_summary_can_be_undone(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    try:
+    with open_url(f"sqlite:///{tmp_path / 'state.sqlite3'}") as state:
+        records = state.editorial
         now = datetime(2026, 11, 26, tzinfo=UTC)
-        store.save_article_edit("https://news.example/1", now, "edith", text="Edited.")
-        store.save_article_edit("https://news.example/1", now, "edith", pinned=1)
-        edit = store.article_edits()["https://news.example/1"]
+        records.save_article_edit("https://news.example/1", now, "edith", text="Edited.")
+        records.save_article_edit("https://news.example/1", now, "edith", pinned=1)
+        edit = records.article_edits()["https://news.example/1"]
         assert edit.summary == "Edited." and edit.pinned
-        assert store.clear_summary_edit("https://news.example/1")
-        edit = store.article_edits()["https://news.example/1"]
+        assert records.clear_summary_edit("https://news.example/1")
+        edit = records.article_edits()["https://news.example/1"]
         assert edit.summary == "" and edit.pinned  # the pin stays; the summary is generated
-    finally:
-        store.close()

@@ -17,8 +17,9 @@ from digest import pipeline
 from digest.config import Config, load_config
 from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
+from digest.errors import PreflightError
 from digest.models import Article, Digest, DigestItem, Summary
-from digest.preflight import PreflightError, feature_for, run_preflight
+from digest.preflight import feature_for, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
 from tests.conftest import REPO, Project, parse, parts, write_config
 from tests.test_cli import digest

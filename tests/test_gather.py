@@ -10,14 +10,9 @@ from digest import pipeline
 from digest.demo.site import SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
 from digest.gather import gather, make_fetcher
-from digest.store import Store, database_url
+from digest.state import open_state
 from tests.conftest import Project, parse, parts, write_config
 from tests.test_cli import digest
-
-
-def _store(project: Project) -> Store:
-    config = project.config
-    return Store(database_url(config.state.database, config.path.parent))
 
 
 def test_the_same_story_from_three_sources_appears_once(tmp_path: Path, site: SiteServer,
@@ -59,11 +54,8 @@ def test_not_modified_feed_costs_no_parsing_and_loses_nothing(project: Project,
     second = pipeline.run_cycle(project.config)
     assert site.site.requests.count(feed_path) == before + 1
     assert second.summarized == 12 and second.sent == 1  # from the kept entries after a 304
-    store = _store(project)
-    try:
-        assert store.source_state(site.feed_url("Spacecraft")).etag
-    finally:
-        store.close()
+    with open_state(project.config) as state:
+        assert state.sources.state(site.feed_url("Spacecraft")).etag
 
 
 def test_articles_disallowed_by_robots_txt_are_skipped(project: Project,
@@ -100,11 +92,8 @@ def test_a_source_failing_three_cycles_in_a_row_is_flagged(tmp_path: Path,
 def test_dry_run_and_preview_record_nothing_about_sources(project: Project) -> None:
     pipeline.run_cycle(project.config, dry_run=True)
     pipeline.preview(project.config)
-    store = _store(project)
-    try:
-        assert store.all_source_states() == []
-    finally:
-        store.close()
+    with open_state(project.config) as state:
+        assert state.sources.all_states() == []
 
 
 def test_article_pages_are_fetched_in_parallel(tmp_path: Path, site: SiteServer) -> None:
@@ -118,14 +107,11 @@ def test_article_pages_are_fetched_in_parallel(tmp_path: Path, site: SiteServer)
     site.site.page = slow  # type: ignore[method-assign]
     path = write_config(tmp_path, feed_urls=[site.feed_url("Spacecraft")], smtp_port=25)
     config = Project(tmp_path, path).config
-    store = Store(database_url(config.state.database, config.path.parent))
-    try:
+    with open_state(config) as state:
         started = time.monotonic()
         with make_fetcher(config) as fetcher:
-            result = gather(config, store, fetcher, record=False)
+            result = gather(config, state, fetcher, record=False)
         elapsed = time.monotonic() - started
-    finally:
-        store.close()
     assert len(result.articles) == 12
     assert elapsed < 12 * 0.2 / 2  # 4 at a time: about 0.6 s, one by one 2.4 s
 

@@ -14,7 +14,7 @@ from digest.demo.site import SampleArticle, SampleSite, SiteServer, load_sample_
 from digest.demo.smtp_sink import SmtpSink
 from digest.errors import LockedError, TransportError
 from digest.extract import normalise_space
-from digest.store import Store, database_url
+from digest.state import open_state
 from tests.conftest import ACTIVE, POSTGRES_SERVER, Project, parse, parts, query, write_config
 
 
@@ -113,7 +113,8 @@ def test_dry_run_sends_and_records_nothing(project: Project, smtp: SmtpSink) -> 
 
 def test_preview_is_the_next_digest_and_records_nothing(project: Project,
                                                         smtp: SmtpSink) -> None:
-    rendered, result, html, text = pipeline.preview(project.config)
+    draft = pipeline.preview(project.config)
+    rendered, result, html, text = draft.rendered, draft.gathered, draft.html, draft.text
     assert len(result.articles) == 12
     assert "Sample Reader" in text and "%%" not in html
     assert rendered.subject == "Spacecraft Digest: 12 new Spacecraft stories"
@@ -218,26 +219,21 @@ def test_every_delivery_is_recorded_in_the_state_database(project: Project) -> N
 
 def test_a_second_run_refuses_while_one_holds_the_lock(project: Project) -> None:
     config = project.config
-    store = Store(database_url(config.state.database, config.path.parent))
-    try:
-        with store.lock("run", datetime.now(UTC)), pytest.raises(LockedError, match="pid"):
-            pipeline.run_cycle(config)
-    finally:
-        store.close()
+    with open_state(config) as state, state.db.lock("run", datetime.now(UTC)), \
+            pytest.raises(LockedError, match="pid"):
+        pipeline.run_cycle(config)
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over(project: Project) -> None:
     config = project.config
-    store = Store(database_url(config.state.database, config.path.parent))
     import socket
 
     from sqlalchemy import insert
 
-    from digest.store import locks
-    with store.engine.begin() as conn:
+    from digest.state.schema import locks
+    with open_state(config) as state, state.db.begin() as conn:
         conn.execute(insert(locks).values(name="run", host=socket.gethostname(), pid=2**22 + 7,
                                           acquired_at=datetime.now(UTC) - timedelta(hours=1)))
-    store.close()
     assert pipeline.run_cycle(config).sent == 3
 
 

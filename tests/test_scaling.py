@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from digest.config import load_config
 from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
-from digest.migrate import head
+from digest.state.migrate import head
 from tests import postgres
 from tests.conftest import POSTGRES_SERVER, Project, query
 from tests.test_cli import digest, start_scheduler, stop_scheduler
@@ -58,7 +58,7 @@ def test_db_upgrade_creates_the_schema_alembic_expects(project: Project) -> None
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from digest.store import metadata
+    from digest.state.schema import metadata
 
     first = digest("db", "upgrade", cwd=project.folder)
     assert first.returncode == 0, first.stderr
@@ -86,15 +86,13 @@ def test_a_database_from_before_migrations_is_upgraded_keeping_its_rows(tmp_path
                "email TEXT NOT NULL, name TEXT NOT NULL, status VARCHAR(16) NOT NULL)")
     db.commit()
     db.close()
-    from digest.store import Store
+    from digest.state import open_url
 
-    store = Store(f"sqlite:///{path}")
-    try:
-        assert store.get_setting("hold") == {"by": "ed"}
-        assert store.claim_deliveries(1, "h:1:x", 10, timedelta(minutes=1),
-                                      datetime.now(UTC)) == []
-    finally:
-        store.close()
+    with open_url(f"sqlite:///{path}") as state:
+        hold = state.editorial.hold()
+        assert hold is not None and hold.by == "ed"
+        assert state.ledger.claim_deliveries(1, "h:1:x", 10, timedelta(minutes=1),
+                                             datetime.now(UTC)) == []
 
 
 @pytest.fixture

@@ -20,11 +20,13 @@ import pytest
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 
-from digest import pipeline, scheduler
+from digest import editorial, pipeline, scheduler
 from digest.config import load_config
 from digest.demo.site import SampleArticle, SiteServer
 from digest.demo.smtp_sink import SmtpSink
 from digest.scheduler import DIGEST_JOB, build_scheduler, current_slot
+from digest.state import open_state
+from digest.status import status_report
 from tests.conftest import ACTIVE, Project, parse, query, write_config
 from tests.test_cli import digest, start_scheduler, stop_scheduler
 
@@ -160,7 +162,7 @@ def test_a_machine_back_within_the_grace_time_runs_once_and_later_skips_with_a_r
     sched.shutdown(wait=False)
     assert len(fired) == 1
     assert "was missed by" in caplog.text
-    summary = pipeline.status_summary(load_config(path), clock.now)
+    summary = status_report(load_config(path), clock.now).as_json()
     missed = [r for r in summary["runs"] if r["reason"].startswith("missed")]
     # The four missed days are coalesced: one skip, for the latest slot, and one alert.
     assert [r["slot"] for r in missed] == ["2026-05-05T07:00:00+00:00"]
@@ -248,7 +250,8 @@ def test_one_digest_per_slot_however_often_the_job_runs(project: Project, site: 
 def test_a_hold_skips_the_next_scheduled_send_tells_ops_and_keeps_the_articles(
         project: Project, smtp: SmtpSink) -> None:
     alerting(project)
-    pipeline.set_hold(project.config, "editor", "waiting for launch news", SLOT)
+    with open_state(project.config) as state:
+        editorial.put_on_hold(state, "editor", "waiting for launch news", SLOT)
     held = pipeline.run_cycle(project.config, slot=SLOT)
     assert held.outcome == "skipped" and "on hold" in held.reason
     assert "waiting for launch news" in held.reason
@@ -375,7 +378,7 @@ def test_the_gather_job_keeps_entries_for_the_next_digest_without_sending(
     scheduler.scheduled_gather(str(project.config_path))
     assert smtp.messages == []
     assert query(project.folder, "SELECT COUNT(*) FROM source_entries") == [(12,)]
-    runs = pipeline.status_summary(project.config, datetime.now(UTC))["runs"]
+    runs = status_report(project.config, datetime.now(UTC)).as_json()["runs"]
     assert [(r["kind"], r["outcome"], r["articles"]) for r in runs] == [("gather", "gathered",
                                                                           12)]
     sent = pipeline.run_cycle(project.config, slot=SLOT)

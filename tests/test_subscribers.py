@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from digest.errors import SubscriberError
-from digest.store import Store
-from digest.subscribers import SubscriberList, address_hash, parse_csv
+from digest.state import open_url
+from digest.state.subscribers import SubscriberRecords, SubscriberReport
+from digest.subscribers import address_hash, export_csv, import_csv, parse_csv, sync_file
 
 NOW = datetime(2026, 11, 26, 7, tzinfo=UTC)
 
 
 @pytest.fixture
-def roster(tmp_path: Path) -> SubscriberList:
-    return SubscriberList(Store(f"sqlite:///{tmp_path / 'state.sqlite3'}"))
+def roster(tmp_path: Path) -> Iterator[SubscriberRecords]:
+    with open_url(f"sqlite:///{tmp_path / 'state.sqlite3'}") as state:
+        yield state.subscribers
 
 
 def write(path: Path, text: str) -> Path:
@@ -25,64 +28,64 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def active(roster: SubscriberList) -> list[tuple[str, str]]:
+def active(roster: SubscriberRecords) -> list[tuple[str, str]]:
     return [(s.email, s.name) for s in roster.iter_active()]
 
 
-def test_csv_with_just_email_and_name_imports_active_subscribers(roster: SubscriberList,
+def test_csv_with_just_email_and_name_imports_active_subscribers(roster: SubscriberRecords,
                                                                   tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada Lovelace\n"
                                         "yuri@example.net,Юрий\n")
-    result = roster.import_csv(source, NOW)
+    result = import_csv(roster, source, NOW)
     assert (result.added, result.updated, result.skipped) == (2, 0, ())
     assert active(roster) == [("ada@example.org", "Ada Lovelace"), ("yuri@example.net", "Юрий")]
 
 
-def test_bad_rows_are_reported_with_their_line_and_skipped(roster: SubscriberList,
+def test_bad_rows_are_reported_with_their_line_and_skipped(roster: SubscriberRecords,
                                                            tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\nnot-an-address,Bob\n"
                                         "ADA@example.org,Ada again\ncy@example.org,Cy\n")
-    result = roster.import_csv(source, NOW)
+    result = import_csv(roster, source, NOW)
     assert result.added == 2 and len(result.skipped) == 2
     assert result.skipped[0].startswith(f"{source}: line 3: 'not-an-address' is not a valid")
     assert result.skipped[1] == f"{source}: line 4: duplicate of an earlier row; merged"
 
 
-def test_import_is_idempotent(roster: SubscriberList, tmp_path: Path) -> None:
+def test_import_is_idempotent(roster: SubscriberRecords, tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\n")
-    roster.import_csv(source, NOW)
-    again = roster.import_csv(source, NOW)
+    import_csv(roster, source, NOW)
+    again = import_csv(roster, source, NOW)
     assert (again.added, again.updated) == (0, 0)
     assert len(list(roster.rows())) == 1
 
 
-def test_import_never_reactivates_a_suppressed_address(roster: SubscriberList,
+def test_import_never_reactivates_a_suppressed_address(roster: SubscriberRecords,
                                                        tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", "email,name\nada@example.org,Ada\nbob@example.org,Bob\n"
                                         "cy@example.org,Cy\n")
-    roster.import_csv(source, NOW)
+    import_csv(roster, source, NOW)
     roster.set_status("ada@example.org", "unsubscribed", NOW, "one-click unsubscribe")
     roster.set_status("bob@example.org", "bounced", NOW, "550 no such user")
     roster.set_status("cy@example.org", "complained", NOW, "feedback loop")
-    result = roster.import_csv(source, NOW)
+    result = import_csv(roster, source, NOW)
     assert result.suppressed == 3 and active(roster) == []
-    forced = roster.import_csv(source, NOW, reactivate=True)
+    forced = import_csv(roster, source, NOW, reactivate=True)
     assert forced.updated == 3 and len(active(roster)) == 3
 
 
-def test_header_without_email_column_is_refused(roster: SubscriberList, tmp_path: Path) -> None:
+def test_header_without_email_column_is_refused(roster: SubscriberRecords, tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", "address,name\nada@example.org,Ada\n")
     with pytest.raises(SubscriberError, match=r"in.csv: line 1: header row must have"):
-        roster.import_csv(source, NOW)
+        import_csv(roster, source, NOW)
 
 
-def test_add_remove_export_round_trip(roster: SubscriberList) -> None:
+def test_add_remove_export_round_trip(roster: SubscriberRecords) -> None:
     assert roster.add("Ada@Example.org", "Ada", NOW) == "added"
     assert roster.add("ada@example.org", "", NOW) == "unchanged"
-    assert roster.get("ADA@EXAMPLE.ORG")["email"] == "Ada@Example.org"  # kept as typed
+    assert roster.get("ADA@EXAMPLE.ORG").email == "Ada@Example.org"  # kept as typed
     assert roster.add("bob@example.org", "Bob", NOW) == "added"
     out = io.StringIO()
-    assert roster.export_csv(out) == 2
+    assert export_csv(roster, out) == 2
     lines = out.getvalue().splitlines()
     assert lines[0] == "email,name,status,subscribed_at,format"
     assert "Ada@Example.org,Ada,active,2026-11-26T07:00:00+00:00,html" in lines
@@ -92,28 +95,28 @@ def test_add_remove_export_round_trip(roster: SubscriberList) -> None:
     assert roster.add("bob@example.org", "Bob", NOW, reactivate=True) == "updated"
 
 
-def test_adding_a_bad_address_is_refused(roster: SubscriberList) -> None:
+def test_adding_a_bad_address_is_refused(roster: SubscriberRecords) -> None:
     with pytest.raises(SubscriberError, match="'ada@' is not a valid email address"):
         roster.add("ada@", "", NOW)
 
 
-def test_every_change_is_recorded_with_its_cause(roster: SubscriberList) -> None:
+def test_every_change_is_recorded_with_its_cause(roster: SubscriberRecords) -> None:
     roster.add("ada@example.org", "Ada", NOW, status="pending", cause="web form")
     roster.set_status("ada@example.org", "active", NOW, "confirmed by link")
     roster.set_status("ada@example.org", "unsubscribed", NOW, "one-click unsubscribe")
     shown = roster.show("ada@example.org")
-    assert shown is not None and shown["suppressed"]
-    assert [(e["status"], e["cause"]) for e in shown["events"]] == [
+    assert shown is not None and shown.suppressed
+    assert [(e.status, e.cause) for e in shown.events] == [
         ("pending", "web form"), ("active", "confirmed by link"),
         ("unsubscribed", "one-click unsubscribe")]
 
 
-def test_forget_erases_everything_but_a_hash(roster: SubscriberList, tmp_path: Path) -> None:
+def test_forget_erases_everything_but_a_hash(roster: SubscriberRecords, tmp_path: Path) -> None:
     roster.add("ada@example.org", "Ada Lovelace", NOW)
     assert roster.forget("ADA@example.org", NOW)
     assert roster.get("ada@example.org") is None
-    assert roster.show("ada@example.org") == {"subscriber": None, "events": [],
-                                              "deliveries": [], "suppressed": True}
+    assert roster.show("ada@example.org") == SubscriberReport(subscriber=None, events=(),
+                                                              deliveries=(), suppressed=True)
     assert roster.is_suppressed("ada@example.org")
     assert roster.add("ada@example.org", "Ada", NOW) == "suppressed"
     database = (tmp_path / "state.sqlite3").read_bytes()
@@ -123,13 +126,13 @@ def test_forget_erases_everything_but_a_hash(roster: SubscriberList, tmp_path: P
     assert address_hash("ada@example.org").encode() in database
 
 
-def test_the_configured_file_is_read_in_when_it_changes(roster: SubscriberList,
+def test_the_configured_file_is_read_in_when_it_changes(roster: SubscriberRecords,
                                                        tmp_path: Path) -> None:
     path = write(tmp_path / "subscribers.csv", "email,name\nada@example.org,Ada\n")
-    assert roster.sync_file(path, NOW).added == 1
-    assert roster.sync_file(path, NOW) is None  # unchanged: not read again
+    assert sync_file(roster, path, NOW).added == 1
+    assert sync_file(roster, path, NOW) is None  # unchanged: not read again
     write(path, "email,name\nada@example.org,Ada\nbob@example.org,Bob\n")
-    assert roster.sync_file(path, NOW).added == 1
+    assert sync_file(roster, path, NOW).added == 1
     assert len(active(roster)) == 2
 
 

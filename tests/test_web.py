@@ -21,10 +21,10 @@ from digest import pipeline
 from digest.config import Config, load_config
 from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
-from digest.pipeline import state_key
-from digest.store import as_utc
+from digest.keys import signing_key as state_key
+from digest.state.db import as_utc
 from digest.tokens import make_timed_token, make_token
-from digest.web import create_app
+from digest.web import create_app, web_context
 from tests.conftest import REPO, Project, parse, parts, query
 from tests.test_delivery import many_subscribers
 
@@ -58,7 +58,7 @@ class WebServer:
         self.closing.set()
         self.server.close()
         self.thread.join(timeout=5)
-        self.app.extensions["digest_store"].close()
+        web_context(self.app).state.close()
 
 
 def public_on_free_port(project: Project) -> int:

@@ -9,12 +9,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.build import sample_parts
 from digest.config import Config, SmtpSettings, SourceSettings, StateSettings
 from digest.demo.site import SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
 from digest.errors import DigestError
 from digest.models import RunReport
-from digest.pipeline import open_store, run_cycle, sample_parts
+from digest.pipeline import run_cycle
+from digest.state import open_state
 
 DEMO_DATABASE = "state/demo.sqlite3"
 # Articles are remembered by URL, so the sample site must keep its address between runs.
@@ -89,11 +91,8 @@ def _write_preview(config: Config, report: RunReport, outbox: Path) -> Path | No
     path = outbox / "preview.html"
     if digest_id is None:
         return path if path.exists() else None
-    store = open_store(config)
-    try:
-        stored = store.get_digest(digest_id)
-    finally:
-        store.close()
+    with open_state(config) as state:
+        stored = state.ledger.get_digest(digest_id)
     if stored is None:
         return None
     html, _ = sample_parts(config, stored.rendered)

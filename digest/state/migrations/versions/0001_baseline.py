@@ -24,7 +24,7 @@ depends_on = None
 
 log = logging.getLogger("digest.migrate")
 
-# The schema as this revision defines it, frozen here: later changes to digest/store.py
+# The schema as this revision defines it, frozen here: later changes to digest/state/schema.py
 # come with revisions of their own and never change what this one does.
 baseline = sa.MetaData()
 

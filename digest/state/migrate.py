@@ -6,29 +6,25 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    Table,
-    Unicode,
-    text,
-)
+from sqlalchemy import Integer, MetaData, create_engine, func, insert, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from digest.errors import StateCopyError, StateUnavailable
+from digest.state.db import as_utc, first_line, safe_url
+from digest.state.schema import SCHEDULER_JOBS, metadata, scheduler_jobs_table
+
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_ID = 0x5C_D16E57  # pg_advisory_lock key for schema changes
 
 
@@ -65,46 +61,51 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     return before, target
 
 
+@dataclass(frozen=True)
+class Upgraded:
+    """What `digest db upgrade` did."""
+
+    before: str | None
+    after: str
+    fresh: bool  # the database had no tables at all
+
+
+def upgrade_url(url: str, where: str) -> Upgraded:
+    """Create or upgrade the schema of the database at `url`."""
+    engine = create_engine(url)
+    try:
+        fresh = "digests" not in sa_inspect(engine).get_table_names()
+        before, after = upgrade(engine)
+    except OperationalError as exc:
+        raise StateUnavailable(f"{where}: cannot open {safe_url(url)}: "
+                               f"{first_line(exc.orig)}") from None
+    finally:
+        engine.dispose()
+    return Upgraded(before, after, fresh)
+
+
 def copy_state(source: Engine, target_url: str, batch: int = 2000) -> dict[str, int]:
     """Copy every row of the state database into an empty one at `target_url` (created
     and migrated first): how many rows each table got. Times are kept in UTC."""
-    from sqlalchemy import create_engine
-
-    from digest.errors import DigestError
-    from digest.store import first_line, safe_url
-
     target = create_engine(target_url)
     try:
         return _copy(source, target, batch)
     except (OperationalError, ProgrammingError, DBAPIError) as exc:
-        raise DigestError(f"--to {safe_url(target_url)}: {first_line(exc.orig)}") from None
+        raise StateCopyError(f"--to {safe_url(target_url)}: {first_line(exc.orig)}") from None
     finally:
         target.dispose()
 
 
-def scheduler_jobs_table(metadata: MetaData) -> Table:
-    """APScheduler's job table as its SQLAlchemyJobStore defines it (3.x)."""
-    return Table("apscheduler_jobs", metadata,
-                 Column("id", Unicode(191), primary_key=True),
-                 Column("next_run_time", Float(25), index=True),
-                 Column("job_state", LargeBinary, nullable=False))
-
-
 def _copy(source: Engine, target: Engine, batch: int) -> dict[str, int]:
-    from sqlalchemy import func, insert, select
-
-    from digest.errors import DigestError
-    from digest.store import as_utc, metadata, safe_url
-
     upgrade(target)
     with target.connect() as conn:
         for table in metadata.sorted_tables:
             if conn.execute(select(func.count()).select_from(table)).scalar():
-                raise DigestError(f"--to {safe_url(str(target.url))}: table {table.name} "
+                raise StateCopyError(f"--to {safe_url(str(target.url))}: table {table.name} "
                                   "is not empty; copy only into a new, empty database")
     # Locks and live senders belong to the processes of the old database.
     tables = [t for t in metadata.sorted_tables if t.name not in ("locks", "senders")]
-    if "apscheduler_jobs" in sa_inspect(source).get_table_names():
+    if SCHEDULER_JOBS in sa_inspect(source).get_table_names():
         jobs = MetaData()
         tables.append(scheduler_jobs_table(jobs))
         jobs.create_all(target, checkfirst=True)

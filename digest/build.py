@@ -1,0 +1,75 @@
+"""Building the next digest the same way for every path (run, preview, the editor's desk,
+a test send): compose it from the new articles with the editor's changes, render it with
+the configured templates, and check it as the sample subscriber would receive it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from digest.compose import build_digest
+from digest.config import Config
+from digest.deliver.send import envelope, message_signer
+from digest.errors import PreflightError
+from digest.message import build_message, web_version_url
+from digest.models import Article, Digest, RenderedDigest, Subscriber
+from digest.preflight import PreflightReport, run_preflight
+from digest.render import RenderOptions, personalise, render_digest
+from digest.state import State
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SUBSCRIBER = Subscriber(email="reader@example.com", name="Sample Reader")
+
+
+def compose_next(config: Config, state: State, articles: Sequence[Article],
+                 now: datetime) -> Digest:
+    """The next digest of these articles with the editor's changes and note applied."""
+    note = state.editorial.note()
+    return build_digest(config, articles, now, state.editorial.article_edits(),
+                        note.text if note else "")
+
+
+def render(config: Config, digest: Digest) -> RenderedDigest:
+    """Render a digest with the configured templates and subject."""
+    return render_digest(digest, RenderOptions(
+        templates=config.templates_path, subject_template=config.email.subject,
+        base_url=config.email.base_url, postal_address=config.email.postal_address,
+        utm_campaign=config.email.utm_campaign, max_html_bytes=config.email.max_html_bytes))
+
+
+def sample_unsubscribe_url(config: Config) -> str:
+    """The unsubscribe link the sample subscriber's copy carries."""
+    return f"{config.email.base_url.rstrip('/')}/unsubscribe/SAMPLE-TOKEN"
+
+
+def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:
+    """HTML and text of a digest as the sample subscriber would get them."""
+    return personalise(rendered, name=SAMPLE_SUBSCRIBER.name, email=SAMPLE_SUBSCRIBER.email,
+                       unsubscribe_url=sample_unsubscribe_url(config),
+                       web_url=web_version_url(config.email.base_url, 0))
+
+
+def preflight_digest(config: Config, rendered: RenderedDigest,
+                     now: datetime) -> PreflightReport:
+    """The preflight checks on the digest as the sample subscriber would receive it."""
+    html, text = sample_parts(config, rendered)
+    unsubscribe = sample_unsubscribe_url(config)
+    message = build_message(rendered, SAMPLE_SUBSCRIBER, envelope=envelope(config),
+                            digest_id=0, created_at=now, unsubscribe_url=unsubscribe)
+    report = run_preflight(html=html, text=text, message=message_signer(config)(
+        message.as_bytes()), unsubscribe_url=unsubscribe,
+        max_html_bytes=config.email.max_html_bytes, max_spam_score=config.email.max_spam_score)
+    for check, line in zip(report.checks, report.lines(), strict=True):
+        log.log(logging.DEBUG if check.status in ("ok", "skipped") else logging.WARNING,
+                "%s", line)
+    return report
+
+
+def refuse_on_failure(report: PreflightReport) -> None:
+    """Raise PreflightError naming the failed checks."""
+    if report.failed:
+        names = ", ".join(f"{c.name} ({c.detail})" for c in report.failed)
+        raise PreflightError(f"preflight failed: {names}; nothing sent and nothing recorded "
+                             "(fix it, or pass --force to send anyway)")

@@ -1,0 +1,64 @@
+"""The `digest` command group and what every command shares: the config, loaded on first
+use, and the logging set up from the global options."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from digest import logs
+from digest.config import Config, default_config_path, load_config
+
+
+class Context:
+    """What every command needs: where the config is, loaded on first use."""
+
+    def __init__(self, config_path: Path, level_from_config: bool = False,
+                 log_format: str = "text") -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._level_from_config = level_from_config
+        self._log_format = log_format
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+            if self._level_from_config:  # neither -v nor -q: [log] level decides
+                logs.configure(getattr(logging, self._config.log.level.upper()),
+                               self._log_format)
+        return self._config
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Config file (default: $DIGEST_CONFIG, else ./config.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log lines for people, or JSON lines for machines.")
+@click.version_option(package_name="spacecraft-digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool,
+        log_format: str) -> None:
+    """Spacecraft Digest: gather new articles, summarise them, mail one digest."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logs.configure(level, log_format)
+    ctx.obj = Context(config_path or default_config_path(),
+                      level_from_config=not (verbose or quiet), log_format=log_format)
+    ctx.meta["verbose"] = verbose
+
+
+def login_name() -> str:
+    """Who is at the keyboard, for holds and approvals given from the command line."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"

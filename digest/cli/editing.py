@@ -1,0 +1,115 @@
+"""The editor's commands: hold, release, approve, status, and hand-written summaries."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from digest.cli.app import Context, cli, login_name, pass_context
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for machines.")
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Next run, recent digests with their counts, unfinished digests, failing sources and
+    subscribers by status."""
+    from digest.cli.present import status_lines
+    from digest.clock import utc_now
+    from digest.status import status_report
+
+    report = status_report(ctx.config, utc_now())
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+        return
+    for line in status_lines(report, ctx.config.delivery.lease_seconds):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--reason", default="", help="Why, shown in `digest status` and the alert.")
+@click.option("--by", "who", default="", help="Who holds it (default: the login name).")
+@pass_context
+def hold(ctx: Context, reason: str, who: str) -> None:
+    """Skip the next scheduled digest (its articles wait for the one after)."""
+    from digest import editorial
+    from digest.clock import utc_now
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        editorial.put_on_hold(state, who or login_name(), reason, utc_now())
+    click.echo("on hold: the next scheduled digest will be skipped (`digest release` lifts it)")
+
+
+@cli.command()
+@pass_context
+def release(ctx: Context) -> None:
+    """Lift a hold: the next scheduled digest goes out as usual."""
+    from digest import editorial
+    from digest.clock import utc_now
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        lifted = editorial.release(state, utc_now())
+    click.echo("hold lifted" if lifted else "there was no hold")
+
+
+@cli.command()
+@click.option("--by", "who", default="", help="Who approves (default: the login name).")
+@pass_context
+def approve(ctx: Context, who: str) -> None:
+    """Approve the next scheduled digest ([schedule] require_approval); a scheduler that is
+    waiting for it sends within [schedule] approval_check_minutes."""
+    from digest.pipeline import approve_next
+
+    count = approve_next(ctx.config, who or login_name())
+    click.echo(f"approved: the next scheduled digest with these {count} article(s); "
+               "articles that arrive later need a new approval")
+    if not ctx.config.schedule.require_approval:
+        click.echo("note: [schedule] require_approval is false, so scheduled digests go out "
+                   "without waiting for an approval")
+
+
+@cli.group()
+def summary() -> None:
+    """Replace an article's generated summary by hand for the next digest."""
+
+
+@summary.command("set")
+@click.argument("url")
+@click.argument("text")
+@pass_context
+def summary_set(ctx: Context, url: str, text: str) -> None:
+    """Use TEXT as the summary of the article at URL."""
+    from digest.clock import utc_now
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        state.editorial.set_summary_edit(url, " ".join(text.split()), utc_now())
+    click.echo(f"summary set: {url}")
+
+
+@summary.command("clear")
+@click.argument("url")
+@pass_context
+def summary_clear(ctx: Context, url: str) -> None:
+    """Go back to the generated summary of the article at URL."""
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        cleared = state.editorial.clear_summary_edit(url)
+    click.echo(f"{'generated summary restored' if cleared else 'no edit to clear'}: {url}")
+
+
+@summary.command("list")
+@pass_context
+def summary_list(ctx: Context) -> None:
+    """Print the edited summaries waiting for the next digest."""
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        edits = state.editorial.pending_summary_edits()
+    for url, text in sorted(edits.items()):
+        click.echo(f"{url}\t{text}")
+    click.echo(f"{len(edits)} edited summary(ies)", err=True)

@@ -1,0 +1,88 @@
+"""How the commands word their results on a terminal: a run's report and the status."""
+
+from __future__ import annotations
+
+import click
+
+from digest.models import RunReport
+from digest.status import StatusReport
+
+
+def print_report(report: RunReport) -> None:
+    """What one cycle (or resume) did, a line per fact."""
+    if report.resumed_digest_id is not None:
+        click.echo(f"resumed:     digest {report.resumed_digest_id}")
+    if not (report.resumed_digest_id is not None and report.found == 0 and report.new == 0):
+        click.echo(f"articles:    {report.found} found, {report.new} new, "
+                   f"{report.summarized} summarized")
+    click.echo(f"recipients:  {report.recipients}")
+    extra = ", ".join(f"{n} {what}" for n, what in ((report.failed, "failed"),
+                                                   (report.skipped, "skipped")) if n)
+    click.echo(f"sent:        {report.sent}" + (f" ({extra})" if extra else ""))
+    if report.remaining:
+        click.echo(f"pending:     {report.remaining}")
+    if report.failures:
+        click.echo(f"problems:    {len(report.failures)} source(s) or page(s) could not be read")
+    for failure in report.failures:
+        click.echo(f"  - {failure.reason}")
+    for note in report.notes:
+        click.echo(f"note:        {note}")
+    for line in report.preflight:
+        click.echo(line)
+
+
+def print_if_resumed(report: RunReport) -> None:
+    """The report of a resume, when it finished a digest."""
+    if report.resumed_digest_id is not None:
+        print_report(report)
+
+
+def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
+    """`digest status` as text."""
+    data = status.as_json()
+    upcoming = data["next_run"]
+    lines = [f"next run:    {upcoming['local']} ({upcoming['utc']})" if upcoming
+             else "next run:    none (check [schedule] cron)"]
+    if not status.digests:
+        lines.append("no digest yet")
+    for d in data["digests"]:
+        state = "unfinished" if d["status"] == "sending" else d["status"]
+        c = d["deliveries"]
+        lines.append(f"digest {d['id']}  {d['created_at'][:16].replace('T', ' ')} UTC  "
+                     f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
+                     f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
+                     f"{d['subject']}")
+    for run in status.runs:
+        took = f"{run.duration_seconds:.1f} s" if run.duration_seconds is not None else "?"
+        counts = (f"{run.articles} articles, {run.recipients} recipients, sent {run.sent}, "
+                  f"failed {run.failed}, deferred {run.deferred}"
+                  if run.outcome in ("sent", "resumed", "failed", "queued") else
+                  f"{run.articles} new entries" if run.kind == "gather" else "")
+        lines.append(f"run {run.id:<5} {run.started_at:%Y-%m-%d %H:%M} UTC  "
+                     f"{run.kind:<7} {run.outcome:<8} {took:>8}  " + "; ".join(
+                         filter(None, (counts, run.reason))))
+    for label, when in (("last gather", status.health.last_gather_at),
+                        ("last send", status.health.last_send_at)):
+        lines.append(f"{label + ':':<13}{f'{when:%Y-%m-%d %H:%M:%S} UTC' if when else 'never'}")
+    if status.senders:
+        lines.append(f"senders:     {status.senders} with a heartbeat in the last "
+                     f"{lease_seconds:g} s (`digest run`, `schedule` and `digest worker`s "
+                     "sending)")
+    if status.hold:
+        lines.append(f"ON HOLD:     set by {status.hold.by} at {status.hold.at:%Y-%m-%d %H:%M} UTC"
+                     + (f": {status.hold.reason}" if status.hold.reason else "")
+                     + " (the next scheduled digest is skipped; `digest release` lifts it)")
+    if status.waiting:
+        lines.append(f"WAITING:     the digest for {status.waiting.slot:%Y-%m-%d %H:%M} UTC "
+                     "awaits an editor's approval (`digest approve`)")
+    if status.approval:
+        lines.append(f"approved:    by {status.approval.by} at "
+                     f"{status.approval.at:%Y-%m-%d %H:%M} UTC, for the next scheduled digest")
+    by_status = status.subscribers
+    lines.append(f"subscribers: {by_status.get('active', 0)} active of "
+                 f"{sum(by_status.values())} ("
+                 + ", ".join(f"{name} {n}" for name, n in sorted(by_status.items())) + ")")
+    for source in status.failing_sources:
+        lines.append(f"FAILING source {source.url}: {source.consecutive_failures} cycles "
+                     f"in a row; last error: {source.last_error}")
+    return lines

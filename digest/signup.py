@@ -1,0 +1,88 @@
+"""Joining and leaving from the web: double opt-in (the address becomes pending and gets
+a signed, expiring confirmation link), confirming, and unsubscribing. Nothing here tells
+a caller whether an address was already on the list."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from digest.config import Config
+from digest.deliver import configured_transport
+from digest.deliver.send import envelope_sender
+from digest.errors import DigestError
+from digest.message import HEADER_POLICY
+from digest.state import State
+from digest.tokens import make_timed_token, read_timed_token
+
+log = logging.getLogger(__name__)
+
+CONFIRM_MAX_AGE = timedelta(days=7)
+CONFIRM_RESEND_AFTER = timedelta(minutes=10)
+
+
+def start_double_opt_in(config: Config, state: State, key: bytes, email: str, name: str,
+                        fmt: str, now: datetime) -> None:
+    """Make the address pending and mail a confirmation link, unless it is active,
+    suppressed, or was sent one in the last few minutes."""
+    records = state.subscribers
+    row = records.get(email)
+    if records.is_suppressed(email) and (row is None or row.status != "pending"):
+        log.info("subscribe request for a suppressed address ignored")
+        return
+    if row is not None and row.status == "active":
+        return
+    if row is None:
+        records.add(email, name, now, status="pending", cause="subscribe form", format=fmt)
+    recent = row is not None and row.confirm_sent_at is not None and \
+        now - row.confirm_sent_at < CONFIRM_RESEND_AFTER
+    if recent:
+        return
+    token = make_timed_token(key, "confirm", email, int(now.timestamp()))
+    try:
+        send_confirmation(config, email, f"{config.email.base_url.rstrip('/')}/confirm/{token}")
+    except DigestError as exc:
+        log.error("confirmation email to a subscriber could not be sent: %s", exc)
+        return
+    records.mark_confirmation_sent(email, now)
+
+
+def confirm(state: State, key: bytes, token: str, now: datetime) -> bool:
+    """Follow a confirmation link: the pending address becomes active. False for a
+    forged, expired or spent link."""
+    email = read_timed_token(key, "confirm", token, now=int(now.timestamp()),
+                             max_age=int(CONFIRM_MAX_AGE.total_seconds()))
+    row = state.subscribers.get(email) if email else None
+    if email is None or row is None or row.status not in ("pending", "active"):
+        return False
+    if row.status == "pending":
+        state.subscribers.set_status(email, "active", now, "confirmed by link")
+    return True
+
+
+def unsubscribe(state: State, email: str, cause: str, now: datetime) -> None:
+    """Stop mailing an address, if it is on the list (idempotent, and silent either way)."""
+    if state.subscribers.get(email) is None:
+        return
+    state.subscribers.set_status(email, "unsubscribed", now, cause)
+
+
+def send_confirmation(config: Config, email: str, link: str) -> None:
+    """Mail the confirmation link."""
+    msg = EmailMessage(policy=HEADER_POLICY)
+    msg["From"] = config.email.from_address
+    msg["To"] = email
+    msg["Subject"] = f"Please confirm your subscription to {config.digest.title}"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(
+        f"Someone, probably you, asked to receive {config.digest.title} at this address.\n\n"
+        f"To confirm, open this link within seven days:\n{link}\n\n"
+        "If you did not ask for it, ignore this message and nothing will happen.\n"
+        + (f"\n{config.email.postal_address}\n" if config.email.postal_address else ""))
+    transport = configured_transport(config)
+    transport.open()
+    try:
+        transport.send(envelope_sender(config), email, msg.as_bytes(), utf8=not email.isascii())
+    finally:
+        transport.close()

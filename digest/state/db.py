@@ -1,0 +1,164 @@
+"""The connection to the state database: its URL, SQLite's pragmas, the lock that one
+process's sending threads take turns on, named locks between processes, and batched reads
+of long tables. Nothing here knows the migrations (`digest.state.migrate` does)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, create_engine, event, insert, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+
+from digest.errors import LockedError
+from digest.state.schema import locks
+
+STALE_LOCK_AGE = timedelta(hours=12)
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for messages and logs: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable URL)"
+
+
+def first_line(error: object) -> str:
+    """The first line of a driver's error (libpq adds hints on further lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database, with its UTC zone (SQLite drops it)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def maybe_utc(value: datetime | None) -> datetime | None:
+    """as_utc for a column that may be NULL."""
+    return as_utc(value) if value is not None else None
+
+
+class Database:
+    """One state database: the engine and what every repository over it shares."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        # SQLite has one writer at a time and its busy handler sleeps a millisecond or more
+        # on a collision; the sending threads of one process take turns on this lock instead.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else nullcontext())
+
+    @property
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """Held around writes that several threads of this process make at once."""
+        return self._write_lock
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def connect(self) -> Connection:
+        """A connection for reads."""
+        return self.engine.connect()
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction, committed when the block ends."""
+        return self.engine.begin()
+
+    def stream(self, query: Any, key: Any, batch: int = 1000) -> Iterator[Any]:
+        """The rows of a query, fetched in batches ordered by an increasing integer key
+        (each batch its own short read, so a long table never sits in memory whole)."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.where(key > last).order_by(key).limit(batch)).all()
+            if not rows:
+                return
+            yield from rows
+            last = getattr(rows[-1], key.name)
+
+    def insert_ignoring_duplicates(self, table: Table) -> Any:
+        """An INSERT that skips rows whose unique key is already there."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            return pg_insert(table).on_conflict_do_nothing()
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            return sqlite_insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+    @contextmanager
+    def lock(self, name: str, now: datetime) -> Iterator[None]:
+        """Hold a named lock in the database; raise LockedError when a live process has it."""
+        me = {"name": name, "host": socket.gethostname(), "pid": os.getpid(),
+              "acquired_at": now}
+        while not self._try_lock(name, me, now):
+            pass
+        try:
+            yield
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(locks.delete().where(locks.c.name == name,
+                                                  locks.c.pid == me["pid"],
+                                                  locks.c.host == me["host"]))
+
+    def _try_lock(self, name: str, me: dict[str, Any], now: datetime) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(locks).values(**me))
+            return True
+        except IntegrityError:
+            pass
+        with self.engine.begin() as conn:
+            holder = conn.execute(select(locks).where(locks.c.name == name)).first()
+            if holder is None:
+                return False  # released meanwhile: try the insert again
+            if _lock_alive(holder, now):
+                raise LockedError(
+                    f"state database is locked by another {name} (host {holder.host}, "
+                    f"pid {holder.pid}, since {as_utc(holder.acquired_at):%Y-%m-%d %H:%M} UTC)"
+                    f"; stop it first, or wait for it to finish")
+            # Stale: take it over only if nobody else did in the meantime.
+            taken = conn.execute(update(locks).where(
+                locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
+                locks.c.acquired_at == holder.acquired_at).values(**me))
+            return taken.rowcount == 1
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host is still running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_alive(holder: Any, now: datetime) -> bool:
+    if holder.host == socket.gethostname():
+        return pid_alive(holder.pid)
+    return now - as_utc(holder.acquired_at) < STALE_LOCK_AGE
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")  # forgotten subscribers leave no trace on disk
+    cursor.close()

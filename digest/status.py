@@ -1,0 +1,163 @@
+"""What `digest status`, `GET /healthz` and the health file tell: the last runs, the next
+one, holds and approvals, recent digests and their deliveries, failing sources and the
+list by status. Records here, wording in the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from digest.clock import Clock, utc_now
+from digest.config import Config
+from digest.errors import ConfigError, DigestError
+from digest.slots import next_fire_after
+from digest.state import State, open_state
+from digest.state.editorial import Approval, ApprovalWait, Hold
+from digest.state.ledger import DigestWithCounts
+from digest.state.runs import Run
+from digest.state.sources import SourceState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What a monitor needs: the last successful gather and send, the last run, the next."""
+
+    last_gather_at: datetime | None
+    last_send_at: datetime | None
+    last_run: Run | None
+    next_run_at: datetime | None
+    checked_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON document of /healthz and the health file."""
+        run = self.last_run
+        return {
+            "last_gather_at": _iso(self.last_gather_at),
+            "last_send_at": _iso(self.last_send_at),
+            "last_run": {"kind": run.kind, "outcome": run.outcome, "reason": run.reason,
+                         "at": _iso(run.finished_at)} if run else None,
+            "next_run_at": _iso(self.next_run_at),
+            "checked_at": _iso(self.checked_at),
+        }
+
+    def fresh(self, max_age: timedelta, now: datetime) -> bool:
+        """Whether a digest went out within `max_age` of now."""
+        return self.last_send_at is not None and now - self.last_send_at <= max_age
+
+
+def health(config: Config, state: State, now: datetime) -> Health:
+    """The health of this install as of `now`."""
+    times = state.runs.health_times()
+    runs = state.runs.recent(1)
+    upcoming = next_fire_after(config, now)
+    return Health(times.last_gather_at, times.last_send_at, runs[0] if runs else None,
+                  upcoming.astimezone(UTC) if upcoming else None, now)
+
+
+def write_health(config: Config, clock: Clock = utc_now, *, strict: bool = False) -> None:
+    """Rewrite [schedule] health_file, when set (atomically: a monitor never reads half).
+    A failure is logged (or, with `strict`, as when the scheduler starts, raised)."""
+    if not config.schedule.health_file:
+        return
+    path = config.resolve(config.schedule.health_file)
+    try:
+        with open_state(config) as state:
+            data = health(config, state, clock()).as_json()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        problem = (f"{config.path}: [schedule] health_file: cannot write {path} "
+                   f"({exc.strerror})")
+        if strict:
+            raise ConfigError(problem) from None
+        log.warning("%s", problem)
+    except DigestError as exc:
+        if strict:
+            raise
+        log.warning("health file not updated: %s", exc)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `digest status` shows."""
+
+    runs: tuple[Run, ...]
+    hold: Hold | None
+    approval: Approval | None
+    waiting: ApprovalWait | None
+    health: Health
+    senders: int
+    next_run: datetime | None  # in the configured timezone
+    timezone: str
+    digests: tuple[DigestWithCounts, ...]
+    sources: tuple[SourceState, ...]
+    subscribers: dict[str, int]
+
+    @property
+    def unfinished(self) -> list[int]:
+        return [d.digest.id for d in self.digests if d.digest.status in ("sending", "paused")]
+
+    @property
+    def failing_sources(self) -> list[SourceState]:
+        return [s for s in self.sources if s.failing]
+
+    def as_json(self) -> dict[str, Any]:
+        """The document `digest status --json` prints."""
+        return {
+            "runs": [_run_json(run) for run in self.runs],
+            "hold": {"by": self.hold.by, "at": _iso(self.hold.at), "reason": self.hold.reason}
+            if self.hold else None,
+            "approval": {"by": self.approval.by, "at": _iso(self.approval.at),
+                         "articles": list(self.approval.articles)} if self.approval else None,
+            "waiting_for_approval": _iso(self.waiting.slot) if self.waiting else None,
+            "last_gather_at": _iso(self.health.last_gather_at),
+            "last_send_at": _iso(self.health.last_send_at),
+            "senders": self.senders,
+            "next_run": {"local": self.next_run.isoformat(),
+                         "utc": self.next_run.astimezone(UTC).isoformat(),
+                         "timezone": self.timezone} if self.next_run else None,
+            "digests": [{"id": d.digest.id, "created_at": d.digest.created_at.isoformat(),
+                         "status": d.digest.status, "subject": d.digest.subject,
+                         "deliveries": asdict(d.counts)} for d in self.digests],
+            "unfinished": self.unfinished,
+            "failing_sources": [{"url": s.url, "consecutive_failures": s.consecutive_failures,
+                                 "last_error": s.last_error} for s in self.failing_sources],
+            "sources": [{"url": s.url, "last_success_at": _iso(s.last_success_at),
+                         "consecutive_failures": s.consecutive_failures} for s in self.sources],
+            "subscribers": self.subscribers,
+        }
+
+
+def status_report(config: Config, now: datetime) -> StatusReport:
+    """The status of this install as of `now`."""
+    with open_state(config) as state:
+        lease = timedelta(seconds=config.delivery.lease_seconds)
+        return StatusReport(
+            runs=tuple(state.runs.recent()), hold=state.editorial.hold(),
+            approval=state.editorial.approval(), waiting=state.editorial.waiting(),
+            health=health(config, state, now),
+            senders=state.ledger.count_live_senders(now, lease),
+            next_run=next_fire_after(config, now), timezone=config.schedule.timezone,
+            digests=tuple(state.ledger.recent_digests()),
+            sources=tuple(state.sources.all_states()),
+            subscribers=state.subscribers.count_by_status())
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    return {"id": run.id, "kind": run.kind, "outcome": run.outcome, "reason": run.reason,
+            "articles": run.articles, "recipients": run.recipients, "sent": run.sent,
+            "failed": run.failed, "deferred": run.deferred, "digest_id": run.digest_id,
+            "slot": _iso(run.slot), "started_at": run.started_at.isoformat(),
+            "duration_seconds": run.duration_seconds}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,43 @@
+"""Sent digests as pages: the archive's rows, and a digest's HTML with no subscriber in it
+(a neutral greeting, the subscribe page where the unsubscribe link was)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.config import Config
+from digest.message import archive_token
+from digest.models import RenderedDigest
+from digest.render import personalise
+from digest.state import State
+
+
+@dataclass(frozen=True)
+class ArchiveRow:
+    """One past digest as the archive lists it."""
+
+    id: int
+    created_at: datetime
+    status: str
+    subject: str
+    articles: int
+    recipients: int
+    sent: int
+    failed: int
+
+
+def recent_digests(state: State, limit: int) -> list[ArchiveRow]:
+    """The latest digests, newest first."""
+    return [ArchiveRow(d.digest.id, d.digest.created_at, d.digest.status, d.digest.subject,
+                       d.articles, d.counts.total, d.counts.sent, d.counts.failed)
+            for d in state.ledger.recent_digests(limit)]
+
+
+def public_html(config: Config, rendered: RenderedDigest, digest_id: int, key: bytes) -> str:
+    """A sent digest with no subscriber in it."""
+    base = config.email.base_url.rstrip("/")
+    html, _ = personalise(rendered, name="reader", email="",
+                          unsubscribe_url=f"{base}/subscribe",
+                          web_url=f"{base}/archive/{digest_id}/?k={archive_token(key, digest_id)}")
+    return html.replace(">Unsubscribe</a> with one click", ">Subscribe</a> to get it by email")
