@@ -10,7 +10,7 @@ from pathlib import Path
 import tomlkit
 from werkzeug.security import generate_password_hash
 
-from digest.config import _check_address, load_config
+from digest.config import email_problem, load_config
 from digest.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -24,8 +24,8 @@ def add_editor(config_path: Path, name: str, password: str, email: str = "") -> 
     if len(password) < MIN_PASSWORD:
         raise ConfigError(f"editor {name}: the password needs at least {MIN_PASSWORD} "
                           "characters")
-    if email and _check_address(email):
-        raise ConfigError(f"editor {name}: --email: {_check_address(email)}")
+    if email and email_problem(email):
+        raise ConfigError(f"editor {name}: --email: {email_problem(email)}")
     document = _read(config_path)
     editors = document.setdefault("editors", tomlkit.table())
     account = tomlkit.table()

@@ -1,0 +1,236 @@
+"""Every section of config.toml as a frozen dataclass: each key declared once, with its
+type, default, help text and check. `digest init` writes its commented config.toml from
+these declarations, and the docs test holds README.md to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from digest.config.checks import (
+    check_address_list,
+    check_cron,
+    check_database,
+    check_optional_cron,
+    check_timezone,
+    check_url,
+    email_problem,
+    fraction,
+    key,
+    non_negative,
+    one_of,
+    positive,
+)
+
+DEFAULT_SUBJECT = (
+    "{{ title }}: {{ count }} new {{ category }} {{ 'story' if count == 1 else 'stories' }}"
+)
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    title: str = key("Spacecraft Digest", "Name of the newsletter, shown in subject and header.")
+    category: str = key("Spacecraft", "Only articles in this category are gathered.")
+    max_articles: int = key(20, "At most this many articles in one digest.", positive)
+    summary_sentences: int = key(3, "Sentences per article summary.", positive)
+    summary_max_words: int = key(90, "Upper bound on words per summary.", positive)
+    order: str = key("newest", "Article order: 'newest', 'oldest' or 'source'.",
+                      one_of("newest", "oldest", "source"))
+    group_threshold: float = key(0.45, "TF-IDF cosine of title and lead above which two "
+                                  "reports count as one story (1 turns grouping off).",
+                                  fraction)
+    min_articles: int = key(1, "No digest is built with fewer new articles.", positive)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str = key(help="Site name shown next to each article.")
+    url: str = key(help="Category feed, WordPress REST API or HTML category page URL.",
+                    check=check_url)
+    kind: str = key("auto", "'auto', 'feed', 'wordpress' or 'html'.",
+                     one_of("auto", "feed", "wordpress", "html"))
+    category: str = key("", "This site's name or slug for the category; empty: [digest] one.")
+    max_pages: int = key(3, "Pages of a category page or API listing to read.", positive)
+
+
+@dataclass(frozen=True)
+class SummarySettings:
+    summarizer: str = key("extractive", "'extractive', or 'openai-compatible' to ask a chat "
+                           "endpoint (falls back to extractive on any failure).",
+                           one_of("extractive", "openai-compatible"))
+    endpoint: str = key("http://127.0.0.1:11434/v1", "Base URL of the OpenAI-compatible API "
+                         "(…/v1) or its /chat/completions URL.", check_url)
+    model: str = key("", "Model name sent to the endpoint.")
+    api_key_env: str = key("DIGEST_LLM_API_KEY", "Env var holding the endpoint's API key.")
+    timeout: float = key(30.0, "Seconds to wait for one summary.", positive)
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    selector: str = key("", "DKIM selector; empty turns signing off.")
+    domain: str = key("", "Signing domain (d=), usually the From domain.")
+    private_key_path: str = key("", "PEM private key file, relative to config.toml; keep it "
+                                 "outside the repository.")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    from_address: str = key(help="From: header, e.g. 'Spacecraft Digest <digest@example.org>'.",
+                             check=email_problem, toml="from")
+    reply_to: str = key("", "Reply-To: header; empty for none.")
+    subject: str = key(DEFAULT_SUBJECT, "Jinja2 template of the subject line.")
+    base_url: str = key("http://127.0.0.1:8080", "Public URL of the web app (unsubscribe links).",
+                         check_url)
+    postal_address: str = key("", "Sender's postal address shown in the footer.")
+    templates: str = key("templates", "Folder of the email templates, relative to config.toml.")
+    signing_key_env: str = key("DIGEST_SIGNING_KEY",
+                                "Env var holding the key that signs unsubscribe links.")
+    unsubscribe_mailto: str = key("", "Address for mailto: unsubscribes; empty: "
+                                   "unsubscribe@ the From domain.")
+    return_path: str = key("", "Envelope sender (bounces go here); empty: the From address.")
+    utm_campaign: str = key("", "Add utm_* parameters with this campaign to article links; "
+                             "empty: off.")
+    max_html_bytes: int = key(100_000, "Largest HTML sent; Gmail clips over 102 KB.", positive)
+    max_spam_score: float = key(2.0, "Preflight fails above this SpamAssassin score.")
+    dkim: DkimSettings = field(default_factory=DkimSettings, metadata={"help": "DKIM signing."})
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = key("localhost", "SMTP relay host.")
+    port: int = key(25, "SMTP relay port.", positive)
+    security: str = key("starttls", "'starttls', 'ssl' or 'none'.",
+                         one_of("starttls", "ssl", "none"))
+    username: str = key("", "Login name; empty for no AUTH.")
+    password_env: str = key("DIGEST_SMTP_PASSWORD",
+                             "Environment variable holding the SMTP password.")
+    timeout: float = key(30.0, "Seconds to wait for the relay.", positive)
+    ca_file: str = key("", "PEM file of a private CA to trust for STARTTLS/SSL, relative to "
+                        "config.toml; empty: the system's CAs.")
+    connections: int = key(2, "Parallel SMTP connections.", positive)
+    max_per_connection: int = key(1000, "Messages sent on one connection before a new one.",
+                                   positive)
+    rate_per_second: float = key(0.0, "At most this many messages a second in all; 0: no "
+                                  "limit.", non_negative)
+    rate_per_hour: int = key(0, "At most this many messages an hour in all; 0: no limit.",
+                              non_negative)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: str = key("smtp", "'smtp', or 'outbox' to write .eml files into `outbox`.",
+                          one_of("smtp", "outbox"))
+    outbox: str = key("outbox", "Folder for the outbox transport, relative to config.toml.")
+    retry_attempts: int = key(3, "Attempts per recipient on 4xx replies and dropped "
+                               "connections before the delivery is deferred.", positive)
+    retry_delay: float = key(1.0, "Seconds before the first retry; doubles each time.",
+                              non_negative)
+    deferred_lifetime_hours: float = key(48.0, "Deferred deliveries give up after this long "
+                                          "as failed (expired).", positive)
+    bounce_after: int = key(2, "Hard failures (5xx) after which an address is marked "
+                             "bounced.", positive)
+    pause_after_failures: int = key(50, "Consecutive failed or deferred deliveries that "
+                                     "pause the digest.", positive)
+    send_with: str = key("scheduler", "'scheduler': `digest run`/`schedule` send the digest "
+                          "(and any `digest worker` helps); 'workers': they only build it "
+                          "and `digest worker` processes send it.",
+                          one_of("scheduler", "workers"))
+    batch_size: int = key(200, "Deliveries a sender claims at a time.", positive)
+    lease_seconds: float = key(120.0, "A claimed batch whose sender stops beating its heart "
+                                "for this long goes to another sender.", positive)
+    worker_poll_seconds: float = key(5.0, "How often an idle `digest worker` looks for a "
+                                      "digest to send.", positive)
+
+
+@dataclass(frozen=True)
+class SubscriberSettings:
+    path: str = key("subscribers/subscribers.csv",
+                     "Subscriber list (CSV: email,name,status), relative to config.toml.")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    database: str = key("state/digest.sqlite3", "State database: a SQLite path relative to "
+                         "config.toml, or a postgresql://user@host/db URL.", check_database)
+    password_env: str = key("DIGEST_DB_PASSWORD", "Env var holding the database password "
+                             "(PostgreSQL).")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str = key("0 7 * * mon", "When `digest schedule` runs a cycle (crontab syntax).",
+                     check_cron)
+    timezone: str = key("Europe/London", "IANA timezone of the cron expression.",
+                         check_timezone)
+    misfire_grace_time: int = key(3600, "Seconds a late run may still start; later, the "
+                                   "slot is skipped with a log line and an alert.", positive)
+    coalesce: bool = key(True, "Several missed runs of a job run once, not once each.")
+    max_instances: int = key(1, "Runs of one job allowed at the same time.", positive)
+    gather_cron: str = key("", "Extra job that only reads the sources and keeps their "
+                            "entries (crontab syntax); empty: none.", check_optional_cron)
+    require_approval: bool = key(False, "Send a scheduled digest only once an editor has "
+                                  "approved it; until then the scheduler waits.")
+    approval_check_minutes: int = key(5, "How often a scheduler waiting for approval looks "
+                                       "again.", positive)
+    health_file: str = key("", "JSON file rewritten after every job with the last gather and "
+                            "send times, relative to config.toml; empty: none.")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    email: str = key("", "Address(es), comma-separated, told when a scheduled digest is "
+                      "skipped, a source keeps failing or a send ends with failures; empty: "
+                      "none.", check_address_list)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = key("info", "'debug', 'info', 'warning' or 'error'; -v and -q override it.",
+                      one_of("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secret_env: str = key("DIGEST_WEB_SECRET", "Env var holding the key that signs editor "
+                           "session cookies.")
+    public_archive: bool = key(False, "Serve past digests to everyone at /archive/ (no "
+                                "personal data).")
+    session_hours: float = key(12.0, "Editor sessions last this long.", positive)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    timeout: float = key(20.0, "Seconds to wait for a site to answer.", positive)
+    user_agent: str = key("SpacecraftDigest/0.1 (+https://github.com/spacecraft-digest)",
+                           "User-Agent sent to news sites.")
+    max_bytes: int = key(10_000_000, "Largest response body read, in bytes.", positive)
+    retries: int = key(2, "Retries on connection errors, 429 and 5xx.", non_negative)
+    max_retry_after: float = key(60.0, "Longest Retry-After honoured, in seconds.", positive)
+    max_redirects: int = key(5, "Redirects followed before giving up.", non_negative)
+    per_host_concurrency: int = key(4, "Parallel requests to one site at most.", positive)
+    respect_robots: bool = key(True, "Obey robots.txt for article pages.")
+
+
+@dataclass(frozen=True)
+class Editor:
+    """One editor account: `digest editor add NAME` writes it."""
+
+    name: str
+    password_hash: str
+    email: str = ""
+
+
+SECTIONS: dict[str, type] = {
+    "digest": DigestSettings,
+    "summaries": SummarySettings,
+    "email": EmailSettings,
+    "smtp": SmtpSettings,
+    "delivery": DeliverySettings,
+    "subscribers": SubscriberSettings,
+    "state": StateSettings,
+    "schedule": ScheduleSettings,
+    "fetch": FetchSettings,
+    "alerts": AlertSettings,
+    "log": LogSettings,
+    "web": WebSettings,
+}
+REQUIRED_SECTIONS = ("email",)
