@@ -12,7 +12,7 @@ from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver.send import envelope, message_signer
 from digest.errors import PreflightError
-from digest.message import build_message, web_version_url
+from digest.message import build_message, new_message_id, sender_domain, web_version_url
 from digest.models import Article, Digest, RenderedDigest, Subscriber
 from digest.preflight import PreflightReport, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
@@ -57,7 +57,8 @@ def preflight_digest(config: Config, rendered: RenderedDigest,
     html, text = sample_parts(config, rendered)
     unsubscribe = sample_unsubscribe_url(config)
     message = build_message(rendered, SAMPLE_SUBSCRIBER, envelope=envelope(config),
-                            digest_id=0, created_at=now, unsubscribe_url=unsubscribe)
+                            digest_id=0, created_at=now, unsubscribe_url=unsubscribe,
+                            message_id=new_message_id(0, sender_domain(config.email.from_address)))
     report = run_preflight(html=html, text=text, message=message_signer(config)(
         message.as_bytes()), unsubscribe_url=unsubscribe,
         max_html_bytes=config.email.max_html_bytes, max_spam_score=config.email.max_spam_score)

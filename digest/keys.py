@@ -1,7 +1,9 @@
-"""The key that signs every link we mail (unsubscribe, confirmation, web version): from
-the environment variable [email] signing_key_env names, else generated once into
-`signing.key` beside the state database (mode 0600) so links from earlier digests keep
-working."""
+"""The key that signs every link we mail (unsubscribe, confirmation, web version, bounce
+addresses). It comes from the environment variable [email] signing_key_env names; without
+it, a random key is generated once into `signing.key` in the state folder (beside a SQLite
+state database), mode 0600, so links from earlier digests keep working. After a rotation
+the keys that signed earlier links are listed in the variable [email]
+previous_signing_keys_env names (comma-separated): links they signed still verify."""
 
 from __future__ import annotations
 
@@ -24,7 +26,19 @@ def signing_key(config: Config) -> bytes:
     if config.database_is_server and not os.environ.get(env):
         raise ConfigError(f"{config.path}: [email] signing_key_env: set {env}; with a "
                           "database server every host must sign links with the same key")
-    return key_from(env, Path(config.database_path).parent)
+    return key_from(env, key_file(config).parent)
+
+
+def verification_keys(config: Config) -> tuple[bytes, ...]:
+    """The current key, then every previous one still accepted."""
+    previous = os.environ.get(config.email.previous_signing_keys_env, "")
+    older = tuple(part.strip().encode("utf-8") for part in previous.split(",") if part.strip())
+    return (signing_key(config), *older)
+
+
+def key_file(config: Config) -> Path:
+    """Where the generated key lives (or would): the state folder."""
+    return config.state_folder / KEY_FILE
 
 
 def key_from(env_name: str, state_dir: Path) -> bytes:
@@ -32,14 +46,14 @@ def key_from(env_name: str, state_dir: Path) -> bytes:
     value = os.environ.get(env_name, "")
     if value:
         return value.encode("utf-8")
-    key_file = state_dir / KEY_FILE
-    if key_file.exists():
-        return key_file.read_bytes().strip()
-    log.warning("%s is not set; unsubscribe links are signed with a generated key in %s",
-                env_name, key_file)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / KEY_FILE
+    if path.exists():
+        return path.read_bytes().strip()
+    log.warning("%s is not set; links are signed with a key generated into %s (back it up "
+                "with the state database)", env_name, path)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode("ascii")
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
     return key

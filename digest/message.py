@@ -3,8 +3,8 @@ mailbox providers expect of a list message."""
 
 from __future__ import annotations
 
-import hashlib
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
-from digest.models import RenderedDigest, Subscriber
+from digest.models import Recipient, RenderedDigest, Subscriber
 from digest.render import personalise
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
@@ -52,14 +52,10 @@ def sender_domain(from_address: str) -> str:
     return parseaddr(from_address)[1].rpartition("@")[2].lower() or "localhost"
 
 
-def address_digest(email: str) -> str:
-    """A short, stable stand-in for an address (it does not reveal it)."""
-    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:16]
-
-
-def message_id(digest_id: int, email: str, from_address: str) -> str:
-    """Deterministic per digest and subscriber, so a repeat is recognisable."""
-    return f"<digest-{digest_id}.{address_digest(email)}@{sender_domain(from_address)}>"
+def new_message_id(digest_id: int, domain: str) -> str:
+    """A Message-ID no other message of any install shares: the digest's number for people
+    reading headers, and a random part."""
+    return f"<digest-{digest_id}.{secrets.token_hex(8)}@{domain}>"
 
 
 def web_version_url(base_url: str, digest_id: int, key: bytes = b"") -> str:
@@ -84,8 +80,9 @@ def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
     return value
 
 
-def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope: Envelope,
-                  digest_id: int, created_at: datetime, unsubscribe_url: str) -> EmailMessage:
+def build_message(rendered: RenderedDigest, subscriber: Subscriber | Recipient, *,
+                  envelope: Envelope, digest_id: int, created_at: datetime,
+                  unsubscribe_url: str, message_id: str) -> EmailMessage:
     """The complete message for one subscriber."""
     html_part, text_part = personalise(
         rendered, name=display_name(subscriber.name), email=subscriber.email.strip(),
@@ -100,7 +97,7 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber, *, envelope:
         msg["Reply-To"] = envelope.reply_to
     msg["Subject"] = header_safe(rendered.subject)
     msg["Date"] = format_datetime(created_at)
-    msg["Message-ID"] = message_id(digest_id, subscriber.email, envelope.from_address)
+    msg["Message-ID"] = message_id
     msg["List-Id"] = envelope.list_id
     token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
     msg["List-Unsubscribe"] = list_unsubscribe(unsubscribe_url, envelope.unsubscribe_mailto,
@@ -138,7 +135,7 @@ def dkim_signer(selector: str, domain: str, private_key: bytes) -> Callable[[byt
     return sign
 
 
-def _address(subscriber: Subscriber) -> Address | str:
+def _address(subscriber: Subscriber | Recipient) -> Address | str:
     name = display_name(subscriber.name)
     local, _, domain = subscriber.email.strip().rpartition("@")
     try:

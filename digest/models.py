@@ -109,6 +109,20 @@ class Subscriber:
     name: str = ""
     status: str = "active"
     format: str = "html"  # html (multipart) | text (plain text only)
+    token_id: str = ""  # the opaque id their links carry (never the address)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One delivery of a committed digest: who gets it, and the identifiers their message
+    carries, fixed in the ledger before the first attempt (a retry reuses them)."""
+
+    delivery_id: int
+    email: str
+    name: str = ""
+    format: str = "html"
+    token_id: str = ""
+    message_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,14 @@ from digest.deliver.send import (
 from digest.errors import DigestError, SendStopped
 from digest.gather import gather, make_fetcher
 from digest.keys import signing_key
-from digest.message import build_message
+from digest.message import build_message, new_message_id, sender_domain
 from digest.models import Digest, GatherResult, RenderedDigest, RunReport, Subscriber
 from digest.shutdown import stop_requested
 from digest.state import State, open_state
 from digest.state.ledger import Created, StoredDigest
 from digest.state.runs import Run
 from digest.subscribers import check_address, sync_file
+from digest.tokens import TEST_TOKEN_ID
 
 log = logging.getLogger(__name__)
 
@@ -281,9 +282,13 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
         rendered, articles = draft.rendered, len(draft.gathered.articles)
     test = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
     key = signing_key(config)
+    with open_state(config) as state:
+        row = state.subscribers.get(address)
     message = build_message(test, Subscriber(email=address, name=name),
                             envelope=envelope(config, key), digest_id=0, created_at=clock(),
-                            unsubscribe_url=unsubscribe_link(config, key, address))
+                            unsubscribe_url=unsubscribe_link(
+                                config, key, row.token_id if row else TEST_TOKEN_ID),
+                            message_id=new_message_id(0, sender_domain(config.email.from_address)))
     transport = configured_transport(config)
     transport.open()
     try:

@@ -5,6 +5,8 @@ a caller whether an address was already on the list."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -14,7 +16,8 @@ from digest.deliver.send import envelope_sender
 from digest.errors import DigestError
 from digest.message import HEADER_POLICY
 from digest.state import State
-from digest.tokens import make_timed_token, read_timed_token
+from digest.state.subscribers import SubscriberRow
+from digest.tokens import TEST_TOKEN_ID, TokenHolder, confirm_token, read_confirm, read_unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,10 @@ def start_double_opt_in(config: Config, state: State, key: bytes, email: str, na
         records.add(email, name, now, status="pending", cause="subscribe form", format=fmt)
     recent = row is not None and row.confirm_sent_at is not None and \
         now - row.confirm_sent_at < CONFIRM_RESEND_AFTER
-    if recent:
+    pending = records.get(email)
+    if recent or pending is None:
         return
-    token = make_timed_token(key, "confirm", email, int(now.timestamp()))
+    token = confirm_token(key, pending.token_id, int(now.timestamp()))
     try:
         send_confirmation(config, email, f"{config.email.base_url.rstrip('/')}/confirm/{token}")
     except DigestError as exc:
@@ -48,24 +52,48 @@ def start_double_opt_in(config: Config, state: State, key: bytes, email: str, na
     records.mark_confirmation_sent(email, now)
 
 
-def confirm(state: State, key: bytes, token: str, now: datetime) -> bool:
+def confirm(state: State, keys: Sequence[bytes], token: str, now: datetime) -> bool:
     """Follow a confirmation link: the pending address becomes active. False for a
     forged, expired or spent link."""
-    email = read_timed_token(key, "confirm", token, now=int(now.timestamp()),
-                             max_age=int(CONFIRM_MAX_AGE.total_seconds()))
-    row = state.subscribers.get(email) if email else None
-    if email is None or row is None or row.status not in ("pending", "active"):
+    holder = read_confirm(keys, token, now=int(now.timestamp()),
+                          max_age=int(CONFIRM_MAX_AGE.total_seconds()))
+    row = _holder_row(state, holder)
+    if row is None or row.status not in ("pending", "active"):
         return False
     if row.status == "pending":
-        state.subscribers.set_status(email, "active", now, "confirmed by link")
+        state.subscribers.set_status(row.email, "active", now, "confirmed by link")
     return True
 
 
-def unsubscribe(state: State, email: str, cause: str, now: datetime) -> None:
-    """Stop mailing an address, if it is on the list (idempotent, and silent either way)."""
-    if state.subscribers.get(email) is None:
-        return
-    state.subscribers.set_status(email, "unsubscribed", now, cause)
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """What an unsubscribe link names: a subscriber (or nobody any more), or a test send."""
+
+    row: SubscriberRow | None
+    test_send: bool = False
+
+
+def unsubscribe_link(state: State, keys: Sequence[bytes], token: str) -> UnsubscribeLink | None:
+    """Whom a genuine unsubscribe link names; None for a forged or damaged one."""
+    holder = read_unsubscribe(keys, token)
+    if holder is None:
+        return None
+    return UnsubscribeLink(_holder_row(state, holder), holder.token_id == TEST_TOKEN_ID)
+
+
+def unsubscribe(state: State, link: UnsubscribeLink, cause: str, now: datetime) -> None:
+    """Stop mailing the address a link names, if it is on the list (idempotent, and silent
+    either way)."""
+    if link.row is not None:
+        state.subscribers.set_status(link.row.email, "unsubscribed", now, cause)
+
+
+def _holder_row(state: State, holder: TokenHolder | None) -> SubscriberRow | None:
+    if holder is None:
+        return None
+    if holder.token_id:
+        return state.subscribers.by_token(holder.token_id)
+    return state.subscribers.get(holder.email)
 
 
 def send_confirmation(config: Config, email: str, link: str) -> None:

@@ -15,11 +15,10 @@ from digest.message import (
     HEADER_POLICY,
     Envelope,
     _address,
-    address_digest,
     build_message,
     display_name,
 )
-from digest.models import RenderedDigest, Subscriber
+from digest.models import Recipient, RenderedDigest, Subscriber
 
 NAME, EMAIL, TOKEN, MID = "ZzNAMEzZ", "zzemailzz@marker.invalid", "ZzTOKENzZ", "ZzMIDzZ"
 MARKERS = re.compile("|".join(re.escape(m).encode().decode() for m in (NAME, EMAIL, TOKEN, MID))
@@ -46,9 +45,8 @@ class MessageTemplate:
         self.unsubscribe_base = unsubscribe_base
         marker = Subscriber(email=EMAIL, name=NAME, format=text_only and "text" or "html")
         raw = build_message(rendered, marker, envelope=envelope, digest_id=digest_id,
-                            created_at=created_at,
-                            unsubscribe_url=f"{unsubscribe_base}{TOKEN}").as_bytes()
-        raw = raw.replace(address_digest(EMAIL).encode(), MID.encode())
+                            created_at=created_at, unsubscribe_url=f"{unsubscribe_base}{TOKEN}",
+                            message_id=MID).as_bytes()
         to_start = raw.index(b"\r\nTo: ") + 2
         to_end = raw.index(b"\r\n", to_start) + 2
         self._head, self._tail = raw[:to_start], raw[to_end:]
@@ -66,16 +64,18 @@ class MessageTemplate:
         pieces.append(_Piece(data[last:]))
         return pieces
 
-    def message_bytes(self, subscriber: Subscriber, token: str) -> bytes:
+    def message_bytes(self, subscriber: Subscriber | Recipient, token: str,
+                      message_id: str) -> bytes:
         """The complete message for one subscriber, byte for byte what build_message makes."""
         name = display_name(subscriber.name)
         email = subscriber.email.strip()
         if not email.isascii():  # rare: SMTPUTF8 addresses take the slow path
             return build_message(self.rendered, subscriber, envelope=self.envelope,
                                  digest_id=self.digest_id, created_at=self.created_at,
-                                 unsubscribe_url=f"{self.unsubscribe_base}{token}").as_bytes()
+                                 unsubscribe_url=f"{self.unsubscribe_base}{token}",
+                                 message_id=message_id).as_bytes()
         raw = {NAME.encode(): name, EMAIL.encode(): email, TOKEN.encode(): token,
-               MID.encode(): address_digest(email)}
+               MID.encode(): message_id}
         escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
         out = [self._head, self._to_line(name, email)]
         for piece in self._pieces:

@@ -416,11 +416,13 @@ def test_spliced_message_is_identical_to_the_slow_path(name: str, local: str, to
                                                        fmt: str) -> None:
     template = _template(text_only=fmt == "text")
     subscriber = Subscriber(email=f"{local}@example.org", name=name, format=fmt)
-    fast = template.message_bytes(subscriber, token)
+    message_id = "<digest-9.0011223344556677@news.example>"
+    fast = template.message_bytes(subscriber, token, message_id)
     assert RENDERED is not None
     slow = build_message(RENDERED, subscriber, envelope=ENVELOPE, digest_id=9,
                          created_at=datetime(2026, 11, 26, 7, tzinfo=UTC),
-                         unsubscribe_url=f"https://digest.example/unsubscribe/{token}").as_bytes()
+                         unsubscribe_url=f"https://digest.example/unsubscribe/{token}",
+                         message_id=message_id).as_bytes()
     assert fast == slow
 
 

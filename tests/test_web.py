@@ -23,7 +23,7 @@ from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
 from digest.keys import signing_key as state_key
 from digest.state.db import as_utc
-from digest.tokens import make_timed_token, make_token
+from digest.tokens import legacy_timed_token, make_token
 from digest.web import create_app, web_context
 from tests.conftest import REPO, Project, parse, parts, query
 from tests.test_delivery import many_subscribers
@@ -186,7 +186,7 @@ def test_subscribe_is_rate_limited(project: Project, web: WebServer) -> None:
 
 def test_expired_confirmation_link_is_refused(project: Project, web: WebServer) -> None:
     subscribe(requests.Session(), web, "late@example.org")
-    old = make_timed_token(state_key(project.config), "confirm", "late@example.org",
+    old = legacy_timed_token(state_key(project.config), "confirm", "late@example.org",
                            int(time.time()) - 8 * 24 * 3600)
     response = requests.get(f"{web.url}/confirm/{old}")
     assert response.status_code == 400 and "does not work" in response.text

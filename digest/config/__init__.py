@@ -19,6 +19,7 @@ from digest.config.sections import (
     REQUIRED_SECTIONS,
     SECTIONS,
     AlertSettings,
+    BounceSettings,
     DeliverySettings,
     DigestSettings,
     DkimSettings,
@@ -37,8 +38,8 @@ from digest.config.sections import (
 from digest.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_SUBJECT", "AlertSettings", "Config", "DeliverySettings", "DigestSettings",
-    "DkimSettings", "Editor", "EmailSettings", "FetchSettings", "LogSettings",
+    "DEFAULT_SUBJECT", "AlertSettings", "BounceSettings", "Config", "DeliverySettings",
+    "DigestSettings", "DkimSettings", "Editor", "EmailSettings", "FetchSettings", "LogSettings",
     "ScheduleSettings", "SmtpSettings", "SourceSettings", "StateSettings",
     "SubscriberSettings", "SummarySettings", "WebSettings", "check_database",
     "database_url", "default_config_path", "documented_keys", "email_problem",
@@ -61,6 +62,7 @@ class Config:
     schedule: ScheduleSettings
     fetch: FetchSettings
     alerts: AlertSettings
+    bounces: BounceSettings
     log: LogSettings
     web: WebSettings
     editors: dict[str, Editor] = field(default_factory=dict)
@@ -72,6 +74,12 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.resolve(self.state.database)
+
+    @property
+    def state_folder(self) -> Path:
+        """Where the state lives on this machine: a SQLite database's folder (the generated
+        signing key sits beside it), else `state/` beside config.toml."""
+        return self.resolve("state") if self.database_is_server else self.database_path.parent
 
     @property
     def database_is_server(self) -> bool:

@@ -84,6 +84,9 @@ class EmailSettings:
     templates: str = key("templates", "Folder of the email templates, relative to config.toml.")
     signing_key_env: str = key("DIGEST_SIGNING_KEY",
                                 "Env var holding the key that signs unsubscribe links.")
+    previous_signing_keys_env: str = key(
+        "DIGEST_SIGNING_KEYS_PREVIOUS", "Env var holding keys used before a rotation, "
+        "comma-separated: links they signed keep working.")
     unsubscribe_mailto: str = key("", "Address for mailto: unsubscribes; empty: "
                                    "unsubscribe@ the From domain.")
     return_path: str = key("", "Envelope sender (bounces go here); empty: the From address.")
@@ -176,6 +179,13 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class BounceSettings:
+    verp: bool = key(True, "Give each message an envelope sender that names its delivery "
+                     "(return path's local part + id), so a bounce maps to one subscriber; "
+                     "the mailbox must accept local+anything@ addresses.")
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     email: str = key("", "Address(es), comma-separated, told when a scheduled digest is "
                       "skipped, a source keeps failing or a send ends with failures; empty: "
@@ -230,6 +240,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "fetch": FetchSettings,
     "alerts": AlertSettings,
+    "bounces": BounceSettings,
     "log": LogSettings,
     "web": WebSettings,
 }

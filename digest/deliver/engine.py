@@ -16,7 +16,7 @@ from datetime import datetime
 
 from digest.deliver import Transport
 from digest.errors import DeliveryError, TransportError
-from digest.models import Subscriber
+from digest.models import Recipient
 from digest.progress import Advance, progress
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,23 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """One recipient's finished message and the envelope sender it goes out with."""
+
+    data: bytes
+    sender: str
+
+
+@dataclass(frozen=True)
 class SendPlan:
     """Everything the sending threads need, with side effects passed in as functions."""
 
-    recipients: Iterator[Subscriber]
+    recipients: Iterator[Recipient]
     total: int
     make_transport: Callable[[], Transport]
-    message_for: Callable[[Subscriber], tuple[bytes, str]]  # (bytes, Message-ID)
-    record: Callable[[Subscriber, Outcome, str], None]
-    still_wanted: Callable[[Subscriber], bool]
-    sender: str
+    message_for: Callable[[Recipient], Prepared]
+    record: Callable[[Recipient, Outcome], None]
+    still_wanted: Callable[[Recipient], bool]
     connections: int = 2
     max_per_connection: int = 1000
     attempts: int = 3
@@ -127,11 +134,11 @@ class _SharedRecipients:
     """The recipients iterator shared by the sending threads: each takes the next one under
     a lock (cheaper than a feeding thread and a queue, on the hot path of every message)."""
 
-    def __init__(self, recipients: Iterator[Subscriber]) -> None:
+    def __init__(self, recipients: Iterator[Recipient]) -> None:
         self._recipients = recipients
         self._lock = threading.Lock()
 
-    def next(self) -> Subscriber | None:
+    def next(self) -> Recipient | None:
         with self._lock:
             return next(self._recipients, None)
 
@@ -167,10 +174,10 @@ class _Worker:
     def run(self, recipients: _SharedRecipients) -> None:
         try:
             while not (self.halt.is_set() or self.plan.stop.is_set()):
-                subscriber = recipients.next()
-                if subscriber is None:
+                recipient = recipients.next()
+                if recipient is None:
                     return
-                self.one(subscriber)
+                self.one(recipient)
         except TransportError as exc:
             with self.tally.lock:
                 self.tally.fatal = self.tally.fatal or exc
@@ -182,27 +189,26 @@ class _Worker:
         finally:
             self.transport.close()
 
-    def one(self, subscriber: Subscriber) -> None:
-        if not self.plan.still_wanted(subscriber):
-            self._record(subscriber, Outcome("skipped", "no longer subscribed when its turn "
-                                             "came", None, 0), "")
+    def one(self, recipient: Recipient) -> None:
+        if not self.plan.still_wanted(recipient):
+            self._record(recipient, Outcome("skipped", "no longer subscribed when its turn "
+                                            "came", None, 0))
             return
-        data, message_id = self.plan.message_for(subscriber)
-        utf8 = not subscriber.email.isascii()
+        prepared = self.plan.message_for(recipient)
+        utf8 = not recipient.email.isascii()
         if utf8:
             self._ensure_open()
             if not self.transport.supports_smtputf8():
-                self._record(subscriber, Outcome("skipped", "address needs SMTPUTF8, which "
-                                                 "the server does not offer", None, 0),
-                             message_id)
+                self._record(recipient, Outcome("skipped", "address needs SMTPUTF8, which "
+                                                "the server does not offer", None, 0))
                 return
-        self._record(subscriber, self._send(subscriber, data, utf8), message_id)
+        self._record(recipient, self._send(recipient, prepared, utf8))
 
-    def _record(self, subscriber: Subscriber, outcome: Outcome, message_id: str) -> None:
-        self.plan.record(subscriber, outcome, message_id)
+    def _record(self, recipient: Recipient, outcome: Outcome) -> None:
+        self.plan.record(recipient, outcome)
         self.advance(1, **{outcome.status: 1})
         if outcome.status != "sent":
-            log.warning("delivery to %s %s: %s", subscriber.email, outcome.status, outcome.reply)
+            log.warning("delivery to %s %s: %s", recipient.email, outcome.status, outcome.reply)
         if self.tally.add(outcome.status, self.plan.pause_after):
             log.error("%d failed or deferred deliveries in a row: pausing this digest "
                       "(`digest resume` continues it)", self.plan.pause_after)
@@ -215,7 +221,7 @@ class _Worker:
         if not self.transport.is_open:
             self.transport.open()  # a TransportError here is fatal for the whole run
 
-    def _send(self, subscriber: Subscriber, data: bytes, utf8: bool) -> Outcome:
+    def _send(self, recipient: Recipient, prepared: Prepared, utf8: bool) -> Outcome:
         reply, code = "", None
         for attempt in range(1, self.plan.attempts + 1):
             if attempt > 1:
@@ -223,7 +229,8 @@ class _Worker:
             try:
                 self._ensure_open()
                 self.plan.limiter.acquire()
-                reply = self.transport.send(self.plan.sender, subscriber.email, data, utf8=utf8)
+                reply = self.transport.send(prepared.sender, recipient.email, prepared.data,
+                                            utf8=utf8)
                 self.on_this_connection += 1
                 return Outcome("sent", reply, _code(reply), attempt)
             except DeliveryError as exc:

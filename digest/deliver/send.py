@@ -14,26 +14,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
-from typing import TypeVar
+from typing import Any
 
+from digest.bounces.verp import verp_address
 from digest.clock import Clock
 from digest.config import Config
 from digest.deliver import Transport
-from digest.deliver.engine import Outcome, RateLimiter, SendPlan, send_all
+from digest.deliver.engine import Outcome, Prepared, RateLimiter, SendPlan, send_all
 from digest.errors import ConfigError, TransportError
 from digest.keys import signing_key
-from digest.message import Envelope, address_digest, dkim_signer, sender_domain
-from digest.models import Subscriber
+from digest.message import Envelope, dkim_signer, sender_domain
+from digest.models import Recipient
 from digest.shutdown import stop_requested
 from digest.splice import MessageTemplate
 from digest.state import State
 from digest.state.ledger import LedgerWriter, StoredDigest
 from digest.state.subscribers import StatusLookup
-from digest.tokens import make_token
+from digest.tokens import make_token, unsubscribe_token
 
 log = logging.getLogger(__name__)
 
-Connection = TypeVar("Connection", LedgerWriter, StatusLookup)
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,9 @@ def message_signer(config: Config) -> Callable[[bytes], bytes]:
                        private_key)
 
 
-def unsubscribe_link(config: Config, key: bytes, email: str) -> str:
-    """The signed one-click unsubscribe URL of one subscriber."""
-    token = make_token(key, "unsubscribe", email)
-    return f"{config.email.base_url.rstrip('/')}/unsubscribe/{token}"
+def unsubscribe_link(config: Config, key: bytes, token_id: str) -> str:
+    """The signed one-click unsubscribe URL of the subscriber with this token id."""
+    return f"{config.email.base_url.rstrip('/')}/unsubscribe/{unsubscribe_token(key, token_id)}"
 
 
 def sender_id() -> str:
@@ -116,8 +115,7 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
     plan = SendPlan(
         recipients=sending.claimed(), total=ledger.delivery_counts(stored.id).unsent,
         make_transport=make_transport, message_for=sending.message_for,
-        record=sending.record, still_wanted=sending.still_wanted,
-        sender=envelope_sender(config), connections=s.connections,
+        record=sending.record, still_wanted=sending.still_wanted, connections=s.connections,
         max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
         retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
         limiter=limiter, stop=stop_requested, now=clock)
@@ -160,45 +158,43 @@ class _Sending:
                           for fmt in ("html", "text")}
         self.sign = message_signer(config)
         self.domain = sender_domain(env.from_address)
+        self.return_path = envelope_sender(config)
         self._local = threading.local()
-        self._connections: list[LedgerWriter | StatusLookup] = []
+        self._connections: list[Any] = []
         self._lock = threading.Lock()
 
-    def claimed(self) -> Iterator[Subscriber]:
+    def claimed(self) -> Iterator[Recipient]:
         """Recipients in leased batches, until none is left or a stop is asked for."""
         d = self.config.delivery
         while not stop_requested.is_set():
             batch = self.state.ledger.claim_deliveries(
                 self.stored.id, self.owner, d.batch_size, self.lease, self.clock(),
-                retry_deferred=self.retry_deferred)
+                retry_deferred=self.retry_deferred, message_domain=self.domain)
             if not batch:
                 return
             yield from batch
 
-    def still_wanted(self, subscriber: Subscriber) -> bool:
+    def still_wanted(self, recipient: Recipient) -> bool:
         """Whether the address is still subscribed right before its message goes out."""
-        lookup = getattr(self._local, "lookup", None)
-        if lookup is None:
-            lookup = self._local.lookup = self._keep(self.state.subscribers.status_lookup())
-        return bool(lookup.is_active(subscriber.email))
+        return self._thread().lookup.is_active(recipient.email)
 
-    def message_for(self, subscriber: Subscriber) -> tuple[bytes, str]:
-        """One subscriber's signed message and its Message-ID."""
-        token = make_token(self.key, "unsubscribe", subscriber.email)
-        template = self.templates["text" if subscriber.format == "text" else "html"]
-        return (self.sign(template.message_bytes(subscriber, token)),
-                f"<digest-{self.stored.id}.{address_digest(subscriber.email)}@{self.domain}>")
+    def message_for(self, recipient: Recipient) -> Prepared:
+        """One recipient's signed message and the envelope sender it goes out with."""
+        token = unsubscribe_token(self.key, recipient.token_id) if recipient.token_id \
+            else make_token(self.key, "unsubscribe", recipient.email)
+        template = self.templates["text" if recipient.format == "text" else "html"]
+        data = template.message_bytes(recipient, token, recipient.message_id)
+        sender = verp_address(self.return_path, recipient.delivery_id, self.key) \
+            if self.config.bounces.verp else self.return_path
+        return Prepared(self.sign(data), sender)
 
-    def record(self, subscriber: Subscriber, outcome: Outcome, message_id: str) -> None:
+    def record(self, recipient: Recipient, outcome: Outcome) -> None:
         """Commit one outcome; mark the address bounced after repeated hard failures."""
-        writer = getattr(self._local, "writer", None)
-        if writer is None:
-            writer = self._local.writer = self._keep(self.state.ledger.writer())
-        writer.mark(self.stored.id, subscriber.email, status=outcome.status,
-                    message_id=message_id, reply=outcome.reply, code=outcome.code,
-                    attempts=outcome.attempts, now=self.clock())
+        self._thread().writer.mark(recipient.delivery_id, status=outcome.status,
+                                   reply=outcome.reply, code=outcome.code,
+                                   attempts=outcome.attempts, now=self.clock())
         if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600:
-            self._bounce_if_due(subscriber.email, outcome.reply)
+            self._bounce_if_due(recipient.email, outcome.reply)
 
     def _bounce_if_due(self, email: str, reply: str) -> None:
         limit = self.config.delivery.bounce_after
@@ -207,15 +203,29 @@ class _Sending:
                                               f"{limit} hard failures, last: {reply}")
             log.warning("%s marked bounced after %d hard failures", email, limit)
 
-    def _keep(self, connection: Connection) -> Connection:
-        with self._lock:
-            self._connections.append(connection)
-        return connection
+    def _thread(self) -> _ThreadLink:
+        # One DBAPI connection per sending thread, for its status checks and its ledger
+        # commits alike: the pool needs one connection per [smtp] connections, not two.
+        link = getattr(self._local, "link", None)
+        if link is None:
+            connection = self.state.db.raw_connection()
+            with self._lock:
+                self._connections.append(connection)
+            link = self._local.link = _ThreadLink(
+                self.state.subscribers.status_lookup(connection),
+                self.state.ledger.writer(connection))
+        return link
 
     def close(self) -> None:
-        """Give back every thread's connections."""
+        """Give back every thread's connection."""
         for connection in self._connections:
             connection.close()
+
+
+@dataclass(frozen=True)
+class _ThreadLink:
+    lookup: StatusLookup
+    writer: LedgerWriter
 
 
 class _Heartbeat:

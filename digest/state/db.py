@@ -61,6 +61,15 @@ class Database:
             threading.Lock() if self.is_sqlite else nullcontext())
 
     @property
+    def marker(self) -> str:
+        """The DBAPI driver's parameter marker, for the statements on the sending path."""
+        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+    def raw_connection(self) -> Any:
+        """A DBAPI connection of the pool, for one sending thread's hot path."""
+        return self.engine.raw_connection()
+
+    @property
     def write_lock(self) -> AbstractContextManager[Any]:
         """Held around writes that several threads of this process make at once."""
         return self._write_lock

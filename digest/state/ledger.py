@@ -16,10 +16,12 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import Article, RenderedDigest, Subscriber
+from digest.message import new_message_id
+from digest.models import Article, Recipient, RenderedDigest, Subscriber
 from digest.state import editorial, sources
 from digest.state.db import Database, as_utc, maybe_utc, pid_alive
 from digest.state.schema import deliveries, digest_articles, digests, senders
+from digest.subscribers import address_key
 
 UNSENT = ("pending", "deferred")
 STATUSES = ("pending", "sent", "failed", "deferred", "skipped")
@@ -105,10 +107,12 @@ class Ledger:
 
     def create_digest(self, rendered: RenderedDigest, articles: Sequence[Article],
                       recipients: Iterable[Subscriber], now: datetime,
-                      slot: datetime | None = None) -> int | Created:
-        """Commit a digest, its articles and one pending delivery per recipient, atomically.
-        Nothing is written when there is no recipient, or when the scheduled slot already
-        has its digest: the answer says which."""
+                      slot: datetime | None = None,
+                      message_domain: str = "localhost") -> int | Created:
+        """Commit a digest, its articles and one pending delivery per recipient, atomically,
+        each with the Message-ID its message will carry. Nothing is written when there is no
+        recipient, or when the scheduled slot already has its digest: the answer says
+        which."""
         with self.db.begin() as conn:
             try:
                 digest_id = conn.execute(insert(digests).values(
@@ -128,7 +132,9 @@ class Ledger:
                 conn.execute(self.db.insert_ignoring_duplicates(deliveries), [
                     {"digest_id": digest_id, "email": s.email, "name": s.name,
                      "format": s.format, "status": "pending", "updated_at": now,
-                     "attempts": 0} for s in batch])
+                     "attempts": 0, "email_key": address_key(s.email),
+                     "token_id": s.token_id or None,
+                     "message_id": new_message_id(digest_id, message_domain)} for s in batch])
                 added += len(batch)
             if not added:
                 conn.rollback()
@@ -237,7 +243,7 @@ class Ledger:
         """How many deliveries to this address ended in a 5xx reply."""
         with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(deliveries).where(
-                deliveries.c.email == email, deliveries.c.status == "failed",
+                deliveries.c.email_key == address_key(email), deliveries.c.status == "failed",
                 deliveries.c.code >= 500, deliveries.c.code < 600)).scalar_one())
 
     def deliveries_to(self, key: str) -> list[Delivery]:
@@ -245,20 +251,22 @@ class Ledger:
         with self.db.connect() as conn:
             rows = conn.execute(select(deliveries.c.digest_id, deliveries.c.status,
                                        deliveries.c.updated_at)
-                                .where(func.lower(deliveries.c.email) == key)
+                                .where(deliveries.c.email_key == key)
                                 .order_by(deliveries.c.digest_id)).all()
         return [Delivery(row.digest_id, row.status, maybe_utc(row.updated_at)) for row in rows]
 
-    def writer(self) -> LedgerWriter:
-        """A connection of its own for one sending thread to record outcomes quickly."""
-        return LedgerWriter(self.db)
+    def writer(self, connection: Any) -> LedgerWriter:
+        """Records outcomes on one sending thread's own DBAPI connection."""
+        return LedgerWriter(self.db, connection)
 
     # --- leases and senders ------------------------------------------------------------
 
     def claim_deliveries(self, digest_id: int, owner: str, limit: int, lease: timedelta,
-                         now: datetime, retry_deferred: bool = True) -> list[Subscriber]:
+                         now: datetime, retry_deferred: bool = True,
+                         message_domain: str = "localhost") -> list[Recipient]:
         """Lease up to `limit` unsent deliveries nobody else holds (row locks with SKIP
-        LOCKED on PostgreSQL; SQLite has one writer at a time)."""
+        LOCKED on PostgreSQL; SQLite has one writer at a time). A row written by a version
+        that did not assign Message-IDs up front gets its one now, before any attempt."""
         wanted = UNSENT if retry_deferred else ("pending",)
         free = select(deliveries.c.id).where(
             deliveries.c.digest_id == digest_id, deliveries.c.status.in_(wanted),
@@ -268,9 +276,16 @@ class Ledger:
             rows = conn.execute(update(deliveries).where(
                 deliveries.c.id.in_(free.scalar_subquery())).values(
                 lease_owner=owner, lease_until=now + lease).returning(
-                deliveries.c.id, deliveries.c.email, deliveries.c.name,
-                deliveries.c.format)).all()
-        return [Subscriber(email=r.email, name=r.name, format=r.format)
+                deliveries.c.id, deliveries.c.email, deliveries.c.name, deliveries.c.format,
+                deliveries.c.token_id, deliveries.c.message_id)).all()
+            assigned = {r.id: new_message_id(digest_id, message_domain)
+                        for r in rows if not r.message_id}
+            for delivery_id, message_id in assigned.items():
+                conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+                             .values(message_id=message_id))
+        return [Recipient(delivery_id=r.id, email=r.email, name=r.name, format=r.format,
+                          token_id=r.token_id or "",
+                          message_id=r.message_id or assigned[r.id])
                 for r in sorted(rows, key=lambda r: r.id)]
 
     def renew_leases(self, owner: str, lease: timedelta, now: datetime) -> int:
@@ -330,42 +345,39 @@ class Ledger:
 
 
 class LedgerWriter:
-    """Records delivery outcomes on a DBAPI connection of its own, one commit per message:
-    the commit is on the hot path of every send, so it skips SQLAlchemy's per-statement
-    work (about 200 µs a message) while keeping its own transaction per outcome."""
+    """Records delivery outcomes on a sending thread's DBAPI connection, one commit per
+    message: the commit is on the hot path of every send, so it skips SQLAlchemy's
+    per-statement work (about 200 µs a message) while keeping its own transaction per
+    outcome."""
 
-    def __init__(self, db: Database) -> None:
-        self._connection = db.engine.raw_connection()
+    def __init__(self, db: Database, connection: Any) -> None:
+        self._connection = connection
         self._write_lock = db.write_lock
         self._text_times = db.is_sqlite
-        marker = "?" if db.engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = (f"UPDATE deliveries SET status = {marker}, message_id = {marker}, "
-                     f"reply = {marker}, code = {marker}, attempts = attempts + {marker}, "
-                     f"updated_at = {marker} WHERE digest_id = {marker} AND email = {marker}")
+        marker = db.marker
+        self._sql = (f"UPDATE deliveries SET status = {marker}, reply = {marker}, "
+                     f"code = {marker}, attempts = attempts + {marker}, updated_at = {marker} "
+                     f"WHERE id = {marker}")
 
-    def mark(self, digest_id: int, email: str, *, status: str, message_id: str, reply: str,
-             code: int | None, attempts: int, now: datetime) -> None:
+    def mark(self, delivery_id: int, *, status: str, reply: str, code: int | None,
+             attempts: int, now: datetime) -> None:
         """Record one recipient's outcome and commit it before anything else happens."""
         # SQLAlchemy keeps SQLite datetimes as ISO text without a zone; write the same.
         when = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if self._text_times else now
-        values = (status, message_id, reply, code, attempts, when, digest_id, email)
         with self._write_lock:
             cursor = self._connection.cursor()
             try:
-                cursor.execute(self._sql, values)
+                cursor.execute(self._sql, (status, reply, code, attempts, when, delivery_id))
             finally:
                 cursor.close()
             self._connection.commit()
 
-    def close(self) -> None:
-        """Give the connection back to the pool."""
-        self._connection.close()
-
 
 def forget_address(conn: Connection, key: str, replacement: str) -> int:
     """Inside a `forget`: the address leaves every delivery row; how many rows it was in."""
-    return int(conn.execute(update(deliveries).where(func.lower(deliveries.c.email) == key)
-                            .values(email=replacement, name="")).rowcount)
+    return int(conn.execute(update(deliveries).where(deliveries.c.email_key == key)
+                            .values(email=replacement, email_key=replacement, name="",
+                                    token_id=None)).rowcount)
 
 
 def last_send(conn: Connection) -> datetime | None:

@@ -63,7 +63,12 @@ deliveries = Table(
     # claim batches; a lease that runs out is picked up by another sender).
     Column("lease_owner", Text),
     Column("lease_until", DateTime(timezone=True)),
+    # The address as compared (digest.subscribers.address_key), and the subscriber's
+    # token id their unsubscribe link carries.
+    Column("email_key", Text),
+    Column("token_id", String(24)),
     UniqueConstraint("digest_id", "email"),
+    Index("ix_deliveries_email_key", "email_key"),
     Index("ix_deliveries_digest_status", "digest_id", "status"),
 )
 
@@ -167,6 +172,8 @@ subscribers = Table(
     Column("subscribed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("confirm_sent_at", DateTime(timezone=True)),  # last confirmation email
+    Column("token_id", String(24)),  # what their links carry instead of the address
+    Index("ix_subscribers_token_id", "token_id", unique=True),
 )
 
 subscriber_events = Table(

@@ -29,6 +29,7 @@ from digest.subscribers import (
     check_address,
     parse_time,
 )
+from digest.tokens import new_token_id
 
 BATCH = 1000
 
@@ -44,6 +45,7 @@ class SubscriberRow:
     subscribed_at: datetime | None
     updated_at: datetime | None
     confirm_sent_at: datetime | None = None
+    token_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,15 @@ class SubscriberRecords:
         with self.db.connect() as conn:
             row = conn.execute(select(subscribers).where(
                 subscribers.c.email_key == address_key(email))).first()
+        return _row(row) if row else None
+
+    def by_token(self, token_id: str) -> SubscriberRow | None:
+        """The subscriber whose links carry this token id, if any."""
+        if not token_id:
+            return None
+        with self.db.connect() as conn:
+            row = conn.execute(select(subscribers).where(
+                subscribers.c.token_id == token_id)).first()
         return _row(row) if row else None
 
     def is_suppressed(self, email: str) -> bool:
@@ -150,9 +161,11 @@ class SubscriberRecords:
     def iter_active(self) -> Iterator[Subscriber]:
         """Active subscribers, read in batches so a long list never sits in memory whole."""
         query = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
-                       subscribers.c.format).where(subscribers.c.status == "active")
+                       subscribers.c.format, subscribers.c.token_id
+                       ).where(subscribers.c.status == "active")
         for row in self.db.stream(query, subscribers.c.id, BATCH):
-            yield Subscriber(email=row.email, name=row.name, format=row.format)
+            yield Subscriber(email=row.email, name=row.name, format=row.format,
+                             token_id=row.token_id or "")
 
     def count_by_status(self) -> dict[str, int]:
         """How many subscribers have each status."""
@@ -213,19 +226,18 @@ class SubscriberRecords:
             conn.execute(settings_table.delete().where(settings_table.c.name == name))
             conn.execute(insert(settings_table).values(name=name, value=fingerprint))
 
-    def status_lookup(self) -> StatusLookup:
-        """A connection of its own for a sending thread's right-before-sending checks."""
-        return StatusLookup(self.db)
+    def status_lookup(self, connection: Any) -> StatusLookup:
+        """Right-before-sending checks on a sending thread's DBAPI connection."""
+        return StatusLookup(self.db, connection)
 
 
 class StatusLookup:
-    """Right-before-sending checks of one address's status, on a DBAPI connection of its
-    own (one indexed query, a few tens of microseconds)."""
+    """Right-before-sending checks of one address's status (one indexed query, a few tens
+    of microseconds)."""
 
-    def __init__(self, db: Database) -> None:
-        self._connection = db.engine.raw_connection()
-        marker = "?" if db.engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = f"SELECT status FROM subscribers WHERE email_key = {marker}"
+    def __init__(self, db: Database, connection: Any) -> None:
+        self._connection = connection
+        self._sql = f"SELECT status FROM subscribers WHERE email_key = {db.marker}"
 
     def is_active(self, email: str) -> bool:
         """True when the address is subscribed and active right now."""
@@ -238,10 +250,6 @@ class StatusLookup:
         self._connection.rollback()  # end the read so the next one sees new commits
         return row is not None and row[0] == "active"
 
-    def close(self) -> None:
-        """Give the connection back."""
-        self._connection.close()
-
 
 def _file_key(path: str) -> str:
     return f"subscribers-file:{path}"
@@ -251,7 +259,8 @@ def _row(row: Any) -> SubscriberRow:
     return SubscriberRow(email=row.email, name=row.name or "", status=row.status,
                          format=row.format or "html", subscribed_at=maybe_utc(row.subscribed_at),
                          updated_at=maybe_utc(row.updated_at),
-                         confirm_sent_at=maybe_utc(row.confirm_sent_at))
+                         confirm_sent_at=maybe_utc(row.confirm_sent_at),
+                         token_id=row.token_id or "")
 
 
 def _upsert(conn: Connection, entry: ListEntry, now: datetime, cause: str,
@@ -269,7 +278,7 @@ def _upsert(conn: Connection, entry: ListEntry, now: datetime, cause: str,
     if row is None:
         conn.execute(insert(subscribers).values(
             email_key=key, email=s.email, name=s.name, status=s.status,
-            format=entry.format, updated_at=now,
+            format=entry.format, updated_at=now, token_id=new_token_id(),
             subscribed_at=parse_time(entry.subscribed_at, now)))
         _event(conn, key, s.status, cause, now)
         _suppress_if_needed(conn, key, s.status, now)
@@ -320,6 +329,7 @@ def _import_batch(conn: Connection, batch: list[ListEntry], now: datetime, cause
         inserting.add(key)
         fresh.append({"email_key": key, "email": s.email, "name": s.name,
                       "status": s.status, "format": entry.format, "updated_at": now,
+                      "token_id": new_token_id(),
                       "subscribed_at": parse_time(entry.subscribed_at, now)})
         events.append({"email_key": key, "at": now, "status": s.status, "cause": cause})
         if s.status in SUPPRESSING and key not in blocked:

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest.config import Config
 from digest.errors import PortBusy
-from digest.keys import signing_key
+from digest.keys import verification_keys
 from digest.state import open_state
 from digest.web.context import WebContext, web
 from digest.web.desk import DraftDesk
@@ -41,7 +41,7 @@ def create_app(config: Config) -> Flask:
     state = open_state(config)
     pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(config.templates_path / "web")),
                                autoescape=True, undefined=jinja2.StrictUndefined)
-    context = WebContext.create(config, state, signing_key(config), pages)
+    context = WebContext.create(config, state, verification_keys(config), pages)
     context.extras["desk"] = DraftDesk(config, state)
     app.extensions["digest"] = context
     _editor_sessions(app, context)

@@ -11,6 +11,7 @@ from digest.message import archive_token
 from digest.models import RenderedDigest
 from digest.render import personalise
 from digest.state import State
+from digest.state.ledger import StoredDigest
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ def recent_digests(state: State, limit: int) -> list[ArchiveRow]:
     return [ArchiveRow(d.digest.id, d.digest.created_at, d.digest.status, d.digest.subject,
                        d.articles, d.counts.total, d.counts.sent, d.counts.failed)
             for d in state.ledger.recent_digests(limit)]
+
+
+def stored_digest(state: State, digest_id: int) -> StoredDigest | None:
+    """A digest by the id a URL names (ids past the database's integers name none)."""
+    if not 0 < digest_id < 2**63:
+        return None
+    return state.ledger.get_digest(digest_id)
 
 
 def public_html(config: Config, rendered: RenderedDigest, digest_id: int, key: bytes) -> str:

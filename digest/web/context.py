@@ -25,6 +25,7 @@ class WebContext:
     config: Config
     state: State
     key: bytes
+    keys: tuple[bytes, ...]  # the key, and previous ones whose links still verify
     pages: jinja2.Environment
     editor_secret: str
     subscribe_limit: RateLimit
@@ -32,9 +33,9 @@ class WebContext:
     extras: dict[str, Any]
 
     @classmethod
-    def create(cls, config: Config, state: State, key: bytes,
+    def create(cls, config: Config, state: State, keys: tuple[bytes, ...],
                pages: jinja2.Environment) -> WebContext:
-        return cls(config=config, state=state, key=key, pages=pages,
+        return cls(config=config, state=state, key=keys[0], keys=keys, pages=pages,
                    editor_secret=os.environ.get(config.web.secret_env, ""),
                    subscribe_limit=RateLimit(*SUBSCRIBE_LIMIT),
                    login_limit=RateLimit(*LOGIN_LIMIT), extras={})

@@ -19,7 +19,7 @@ from digest.clock import utc_now
 from digest.errors import DigestError, EditorialError, SubscriberError
 from digest.slots import next_fire_after
 from digest.subscribers import sync_file
-from digest.web.archive import public_html, recent_digests
+from digest.web.archive import public_html, recent_digests, stored_digest
 from digest.web.context import WebContext, web
 from digest.web.desk import DraftDesk
 from digest.web.security import DESK_CSP, EMAIL_CSP, require_csrf
@@ -265,7 +265,7 @@ def archive() -> Response:
 @editor_only
 def archive_digest(digest_id: int) -> Response:
     w = web()
-    stored = w.state.ledger.get_digest(digest_id) or abort(404)
+    stored = stored_digest(w.state, digest_id) or abort(404)
     return page("editor/archive_digest.html", stored=stored,
                 counts=w.state.ledger.delivery_counts(digest_id),
                 articles=w.state.ledger.digest_articles(digest_id))
@@ -275,7 +275,7 @@ def archive_digest(digest_id: int) -> Response:
 @editor_only
 def archive_email(digest_id: int) -> Response:
     w = web()
-    stored = w.state.ledger.get_digest(digest_id) or abort(404)
+    stored = stored_digest(w.state, digest_id) or abort(404)
     return email_frame(public_html(w.config, stored.rendered, digest_id, w.key))
 
 

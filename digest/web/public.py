@@ -15,8 +15,7 @@ from digest.errors import SubscriberError
 from digest.message import archive_token, header_safe
 from digest.status import health
 from digest.subscribers import check_address
-from digest.tokens import read_token
-from digest.web.archive import public_html, recent_digests
+from digest.web.archive import public_html, recent_digests, stored_digest
 from digest.web.context import web
 from digest.web.security import ARCHIVE_CSP, require_csrf
 
@@ -51,7 +50,7 @@ def subscribe() -> Response:
 @public.get("/confirm/<token>")
 def confirm(token: str) -> Response:
     w = web()
-    if not signup.confirm(w.state, w.key, token, utc_now()):
+    if not signup.confirm(w.state, w.keys, token, utc_now()):
         return w.page("message.html", 400, heading="This link does not work",
                       text="It may have expired or been copied incompletely. You can "
                            "subscribe again from the subscription page.")
@@ -61,23 +60,29 @@ def confirm(token: str) -> Response:
 
 @public.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> Response:
-    if read_token(web().key, "unsubscribe", token) is None:
+    w = web()
+    link = signup.unsubscribe_link(w.state, w.keys, token)
+    if link is None:
         return _invalid_link()
-    return web().page("unsubscribe.html", token=token)
+    if link.test_send:
+        return _test_send_link()
+    return w.page("unsubscribe.html", token=token)
 
 
 @public.post("/unsubscribe/<token>")
 def unsubscribe(token: str) -> Response:
     w = web()
-    email = read_token(w.key, "unsubscribe", token)
-    if email is None:
+    link = signup.unsubscribe_link(w.state, w.keys, token)
+    if link is None:
         return _invalid_link()
+    if link.test_send:
+        return _test_send_link()
     # RFC 8058 asks for a form-encoded body; accept the same text with any content type.
     one_click = request.form.get("List-Unsubscribe") == "One-Click" or \
         request.get_data(cache=True, as_text=True).strip() == "List-Unsubscribe=One-Click"
     if not one_click:
         require_csrf(w.key)
-    signup.unsubscribe(w.state, email, "one-click unsubscribe (RFC 8058)" if one_click
+    signup.unsubscribe(w.state, link, "one-click unsubscribe (RFC 8058)" if one_click
                        else "unsubscribe page", utc_now())
     if one_click:
         return Response("Unsubscribed.\n", 200, mimetype="text/plain")
@@ -117,16 +122,22 @@ def public_archive() -> Response:
 @public.get("/archive/<int:digest_id>/")
 def public_archive_digest(digest_id: int) -> Response:
     w = web()
-    token = request.args.get("k", "")
-    allowed = w.config.web.public_archive or hmac.compare_digest(
-        token.encode("utf-8", "surrogatepass"), archive_token(w.key, digest_id).encode())
-    stored = w.state.ledger.get_digest(digest_id) if allowed else None
+    token = request.args.get("k", "").encode("utf-8", "surrogatepass")
+    allowed = w.config.web.public_archive or any(
+        hmac.compare_digest(token, archive_token(key, digest_id).encode()) for key in w.keys)
+    stored = stored_digest(w.state, digest_id) if allowed else None
     if stored is None:
         abort(404)
     response = make_response(public_html(w.config, stored.rendered, digest_id, w.key), 200)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = ARCHIVE_CSP
     return response
+
+
+def _test_send_link() -> Response:
+    return web().page("message.html", heading="This link came in a test send",
+                      text="In a real digest it unsubscribes the reader who received it. "
+                           "Nothing was changed.")
 
 
 def _invalid_link() -> Response:
