@@ -21,10 +21,11 @@ demo-fresh: $(STAMP)  ## the same, starting from an empty demo state
 # Two processes, whole files each (the demo's fixed ports stay in one process).
 PYTEST := $(BIN)/pytest -n 2 --dist loadfile
 
-test: $(STAMP)  ## lint, type-check and the whole test suite, on SQLite and on PostgreSQL
+test: $(STAMP)  ## lint, type-check, the installed wheel, and the whole test suite on SQLite and PostgreSQL
 	bash .ci/system-deps
 	$(BIN)/ruff check digest tests bench
 	$(BIN)/mypy digest
+	PYTHON=$(BIN)/python bash .ci/install-check
 	$(PYTEST)
 	$(BIN)/python -m tests.postgres -- $(PYTEST)
 

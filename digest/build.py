@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from digest import bundled
 from digest.compose import build_digest
 from digest.config import Config
 from digest.deliver.send import envelope, message_signer
@@ -31,12 +32,28 @@ def compose_next(config: Config, state: State, articles: Sequence[Article],
                         note.text if note else "")
 
 
+def sample_digest(config: Config, now: datetime) -> Digest:
+    """A digest of the bundled sample articles, for checking templates without a network."""
+    from digest.demo.site import load_sample_articles
+
+    articles = [Article(url=f"https://news.example.org{a.path}", title=a.title,
+                        source_name="Orbital Desk", published=a.published,
+                        paragraphs=tuple(p for p in a.body.split("\n\n")
+                                         if p.strip() and not p.startswith("#")),
+                        standfirst=a.standfirst, author=a.author, source_line=a.source,
+                        disclaimer_line=a.disclaimer)
+                for a in load_sample_articles()[:3]]
+    return build_digest(config, articles, now)
+
+
 def render(config: Config, digest: Digest) -> RenderedDigest:
     """Render a digest with the configured templates and subject."""
+    own = config.template_folder
     return render_digest(digest, RenderOptions(
-        templates=config.templates_path, subject_template=config.email.subject,
-        base_url=config.email.base_url, postal_address=config.email.postal_address,
-        utm_campaign=config.email.utm_campaign, max_html_bytes=config.email.max_html_bytes))
+        templates=own or bundled.templates(), fallback=bundled.templates() if own else None,
+        subject_template=config.email.subject, base_url=config.email.base_url,
+        postal_address=config.email.postal_address, utm_campaign=config.email.utm_campaign,
+        max_html_bytes=config.email.max_html_bytes))
 
 
 def sample_unsubscribe_url(config: Config) -> str:

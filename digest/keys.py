@@ -57,3 +57,26 @@ def key_from(env_name: str, state_dir: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
     return key
+
+
+def carry_key(config: Config, target: str) -> str:
+    """After `digest db copy --to TARGET`: make the links mailed so far keep working with
+    the new database. A generated key is copied beside a new SQLite file; for a database
+    server, or a key from the environment, the sentence says what to set."""
+    env = config.email.signing_key_env
+    if os.environ.get(env):
+        return f"links are signed with ${env}: keep it set wherever the new database is used"
+    source = key_file(config)
+    if not source.exists():
+        return "no signing key has been generated yet: nothing to carry"
+    if "://" in target:
+        return (f"the new database is shared by every host, so links must be signed with "
+                f"${env}: set it to the contents of {source} on every host (links mailed so "
+                "far keep working)")
+    destination = (Path.cwd() / target).resolve().parent / KEY_FILE
+    if destination.exists():
+        return f"{destination} is already there; it was left as it is"
+    fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(source.read_bytes())
+    return f"copied the signing key {source} to {destination} (mode 600)"

@@ -31,3 +31,5 @@ def configure(level: int, fmt: str = "text") -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for name in NOISY:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # urllib3 warns at every retry; the fetcher reports the URL's outcome in one line itself.
+    logging.getLogger("urllib3").setLevel(max(level, logging.ERROR))

@@ -44,6 +44,7 @@ class RenderOptions:
     postal_address: str = ""
     utm_campaign: str = ""
     max_html_bytes: int = 100_000
+    fallback: Path | None = None  # templates missing from `templates` come from here
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,21 @@ def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
         raise ConfigError(f"{exc.filename}: line {exc.lineno}: template error: "
                           f"{exc.message}") from None
     except jinja2.TemplateError as exc:
-        raise ConfigError(f"{options.templates}: template error: {exc}") from None
+        raise ConfigError(f"{_failing_line(exc) or options.templates}: template error: "
+                          f"{exc}") from None
     return inline_css(page), text.strip() + "\n"
+
+
+def _failing_line(error: BaseException) -> str:
+    """'file: line N' of the template line that raised, from the traceback Jinja2 writes
+    with the templates' own file names and lines."""
+    trace, found = error.__traceback__, ""
+    while trace is not None:
+        name = trace.tb_frame.f_code.co_filename
+        if name.endswith((".html", ".txt", ".css")):
+            found = f"{name}: line {trace.tb_lineno}"
+        trace = trace.tb_next
+    return found
 
 
 def _trimmed(item: DigestItem, layout: Layout) -> DigestItem:
@@ -209,10 +223,13 @@ def with_utm(url: str, campaign: str) -> str:
 
 def _environment(options: RenderOptions) -> jinja2.Environment:
     folder = options.templates
-    if not (folder / "digest.html").is_file():
+    if not folder.is_dir():
+        raise ConfigError(f"[email] templates: {folder} is not a folder")
+    folders = [folder] + ([options.fallback] if options.fallback else [])
+    if not any((f / "digest.html").is_file() for f in folders):
         raise ConfigError(f"[email] templates: {folder} has no digest.html template")
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in folders]),
         autoescape=jinja2.select_autoescape(["html", "htm"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -3,6 +3,8 @@ canonical form an article is remembered by."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "_ga", "igshid", "ref_src")
@@ -38,3 +40,12 @@ def canonical_url(final_url: str, canonical_link: str = "") -> str:
         if is_web_url(candidate):
             return strip_tracking(candidate)
     return strip_tracking(final_url)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when every address the host name resolves to is this machine's."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,15 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def run_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`digest demo` in `folder`, on a sample-site port of the folder's own (kept between
+    runs: the demo knows articles by URL), never the fixed default a running demo holds."""
+    port_file = folder / ".site-port"
+    if not port_file.exists():
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port_file.write_text(str(probe.getsockname()[1]))
+    if "--site-port" not in args:
+        args = (*args, "--site-port", port_file.read_text())
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_SIGNING_KEY"}
     return subprocess.run([sys.executable, "-m", "digest", "demo", *args], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     except DigestError as exc:
         if "-v" in sys.argv or "--verbose" in sys.argv:
             logging.getLogger("digest").exception("details")
-        click.echo(f"error: {exc}", err=True)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            click.echo(f"error: {line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

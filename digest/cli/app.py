@@ -4,6 +4,7 @@ use, and the logging set up from the global options."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -16,11 +17,19 @@ class Context:
     """What every command needs: where the config is, loaded on first use."""
 
     def __init__(self, config_path: Path, level_from_config: bool = False,
-                 log_format: str = "text") -> None:
+                 log_format: str = "text", named: bool = False) -> None:
         self.config_path = config_path
+        self.named = named  # --config or $DIGEST_CONFIG named it
         self._config: Config | None = None
         self._level_from_config = level_from_config
         self._log_format = log_format
+
+    def ready_config(self) -> Config:
+        """The config, once every check a run needs has passed (CheckFailed: exit 2)."""
+        from digest.check import require_ready
+
+        require_ready(self.config)
+        return self.config
 
     @property
     def config(self) -> Config:
@@ -50,7 +59,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logs.configure(level, log_format)
     ctx.obj = Context(config_path or default_config_path(),
-                      level_from_config=not (verbose or quiet), log_format=log_format)
+                      level_from_config=not (verbose or quiet), log_format=log_format,
+                      named=config_path is not None or bool(os.environ.get("DIGEST_CONFIG")))
     ctx.meta["verbose"] = verbose
 
 

@@ -20,8 +20,9 @@ def run(ctx: Context, dry_run: bool, force: bool) -> None:
     from digest.pipeline import run_cycle
     from digest.shutdown import graceful_stop
 
+    config = ctx.ready_config()
     with graceful_stop():
-        report = run_cycle(ctx.config, dry_run=dry_run, force=force)
+        report = run_cycle(config, dry_run=dry_run, force=force)
     print_report(report)
 
 
@@ -72,19 +73,20 @@ def schedule(ctx: Context) -> None:
     """Run the scheduler in the foreground: one cycle at each [schedule] cron time."""
     from digest.scheduler import run_scheduler
 
-    run_scheduler(ctx.config, on_resumed=print_if_resumed)
+    run_scheduler(ctx.ready_config(), on_resumed=print_if_resumed)
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (put a reverse proxy in front in production).")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, which the log names).")
 @pass_context
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the web app (subscribe, confirm, unsubscribe) under waitress."""
     from digest.web import serve as serve_app
 
-    serve_app(ctx.config, host, port)
+    serve_app(ctx.ready_config(), host, port)
 
 
 @cli.command()
@@ -96,8 +98,9 @@ def worker(ctx: Context, once: bool) -> None:
     from digest.shutdown import graceful_stop
     from digest.worker import run_worker
 
+    config = ctx.ready_config()
     with graceful_stop():
-        report = run_worker(ctx.config, once=once)
+        report = run_worker(config, once=once)
     click.echo(f"worker: {report.sent} sent, {report.failed} failed, {report.deferred} "
                f"deferred, in {report.digests} batch round(s)")
 
@@ -116,16 +119,22 @@ def send_test(ctx: Context, address: str) -> None:
 @cli.command()
 @click.option("--fresh", is_flag=True, help="Forget the demo's state and outbox first.")
 @click.option("--serve", is_flag=True,
-              help="Only serve the sample site (:8631) and SMTP server (:8025) until Ctrl-C.")
+              help="Only serve the sample site and SMTP server until Ctrl-C.")
+@click.option("--site-port", type=click.IntRange(1, 65535), default=8631, show_default=True,
+              help="Port of the sample site (keep it between runs: articles are known by URL).")
+@click.option("--smtp-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the SMTP server [default: 8025 with --serve, else any free port].")
 @pass_context
-def demo(ctx: Context, fresh: bool, serve: bool) -> None:
+def demo(ctx: Context, fresh: bool, serve: bool, site_port: int, smtp_port: int | None) -> None:
     """Run one cycle against the bundled sample site and a local SMTP server."""
-    from digest.demo.runner import run_demo, serve_forever
+    from digest.demo.runner import default_config, run_demo, serve_forever
 
+    config = ctx.config if ctx.named or ctx.config_path.exists() else default_config(Path.cwd())
     if serve:
-        serve_forever(ctx.config.resolve("outbox"))
+        serve_forever(config.resolve("outbox"), site_port,
+                      8025 if smtp_port is None else smtp_port)
         return
-    result = run_demo(ctx.config, fresh=fresh)
+    result = run_demo(config, fresh=fresh, site_port=site_port, smtp_port=smtp_port or 0)
     print_report(result.report)
     click.echo(f"outbox:      {result.eml_files} new .eml file(s) in {result.outbox}/")
     if result.preview:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from digest.models import RunReport
-from digest.status import StatusReport
+if TYPE_CHECKING:
+    from digest.models import RunReport
+    from digest.status import StatusReport
 
 
 def print_report(report: RunReport) -> None:

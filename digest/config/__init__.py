@@ -99,8 +99,10 @@ class Config:
         return self.resolve(self.subscribers.path)
 
     @property
-    def templates_path(self) -> Path:
-        return self.resolve(self.email.templates)
+    def template_folder(self) -> Path | None:
+        """The operator's own templates folder, when [email] templates names one; each
+        template it lacks comes from the bundled ones."""
+        return self.resolve(self.email.templates) if self.email.templates else None
 
     def smtp_password(self) -> str:
         """The SMTP password, read from the environment variable the config names."""
@@ -121,7 +123,7 @@ def database_url(database: str, base: Path, password: str = "") -> str:
         return url.render_as_string(hide_password=False)
     path = (base / database).resolve()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"[state] database: cannot create the folder {path.parent} "
                           f"({exc.strerror})") from None
@@ -138,8 +140,17 @@ def load_config(path: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH, or run "
+                          "`digest init FOLDER` to write one)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file (pass --config "
+                          f"{path / 'config.toml'}?)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") \
+            from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config(raw, path.resolve())
 

@@ -81,7 +81,9 @@ class EmailSettings:
     base_url: str = key("http://127.0.0.1:8080", "Public URL of the web app (unsubscribe links).",
                          check_url)
     postal_address: str = key("", "Sender's postal address shown in the footer.")
-    templates: str = key("templates", "Folder of the email templates, relative to config.toml.")
+    templates: str = key("", "Folder of your own templates (digest.html, digest.txt, email.css, "
+                         "web/…), relative to config.toml; a template it lacks comes from the "
+                         "bundled ones; empty: the bundled templates.")
     signing_key_env: str = key("DIGEST_SIGNING_KEY",
                                 "Env var holding the key that signs unsubscribe links.")
     previous_signing_keys_env: str = key(
@@ -104,6 +106,9 @@ class SmtpSettings:
     security: str = key("starttls", "'starttls', 'ssl' or 'none'.",
                          one_of("starttls", "ssl", "none"))
     username: str = key("", "Login name; empty for no AUTH.")
+    allow_plaintext_auth: bool = key(False, "Allow AUTH over a connection without TLS to a "
+                                     "host that is not this machine (the password travels in "
+                                     "clear).")
     password_env: str = key("DIGEST_SMTP_PASSWORD",
                              "Environment variable holding the SMTP password.")
     timeout: float = key(30.0, "Seconds to wait for the relay.", positive)

@@ -9,6 +9,7 @@ import ssl
 
 from digest.config import SmtpSettings
 from digest.errors import DeliveryError, TransportError
+from digest.urls import is_loopback_host
 
 
 class SmtpTransport:
@@ -36,6 +37,11 @@ class SmtpTransport:
     def open(self) -> None:
         """Connect, secure and log in; raise TransportError naming the server on failure."""
         s = self.settings
+        if s.username and s.security == "none" and not s.allow_plaintext_auth and \
+                not is_loopback_host(s.host):
+            raise TransportError(f"{self.where}: refusing to send the password for "
+                                 f"{s.username!r} in clear ([smtp] security = \"none\"); use "
+                                 "starttls or ssl, or set [smtp] allow_plaintext_auth = true")
         smtp: smtplib.SMTP | None = None
         try:
             smtp = self._connect()

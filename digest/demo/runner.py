@@ -6,14 +6,23 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.build import sample_parts
-from digest.config import Config, SmtpSettings, SourceSettings, StateSettings
+from digest.bundled import bundled
+from digest.config import (
+    Config,
+    SmtpSettings,
+    SourceSettings,
+    StateSettings,
+    SubscriberSettings,
+    parse_config,
+)
 from digest.demo.site import SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
-from digest.errors import DigestError
+from digest.errors import PortBusy
 from digest.models import RunReport
 from digest.pipeline import run_cycle
 from digest.state import open_state
@@ -35,14 +44,25 @@ class DemoResult:
 
 
 def demo_config(config: Config, feed_url: str, smtp_port: int) -> Config:
-    """The operator's config pointed at the sample site, the local SMTP server and a demo state."""
+    """The operator's config pointed at the sample site, the local SMTP server and a demo
+    state; the bundled sample list when the configured one is not there."""
+    subscribers = config.subscribers
+    if not config.subscribers_path.is_file():
+        subscribers = SubscriberSettings(path=str(bundled("subscribers.csv")))
     return dataclasses.replace(
         config,
         sources=(SourceSettings(name=SampleSite.name, url=feed_url),),
         smtp=SmtpSettings(host="127.0.0.1", port=smtp_port, security="none",
                           timeout=config.smtp.timeout),
         state=StateSettings(database=DEMO_DATABASE),
+        subscribers=subscribers,
     )
+
+
+def default_config(folder: Path) -> Config:
+    """The embedded default: the bundled config.toml, as if it sat in `folder`."""
+    text = bundled("config.toml").read_text(encoding="utf-8")
+    return parse_config(tomllib.loads(text), folder.resolve() / "config.toml")
 
 
 def reset_demo(config: Config) -> None:
@@ -53,12 +73,13 @@ def reset_demo(config: Config) -> None:
     shutil.rmtree(config.resolve("outbox"), ignore_errors=True)
 
 
-def run_demo(config: Config, *, fresh: bool = False) -> DemoResult:
+def run_demo(config: Config, *, fresh: bool = False, site_port: int = SITE_PORT,
+             smtp_port: int = 0) -> DemoResult:
     """Serve the sample site, start the SMTP server, run one cycle, write a preview."""
     if fresh:
         reset_demo(config)
     outbox = config.resolve("outbox")
-    with _site_server(SITE_PORT) as server, SmtpSink(folder=outbox) as sink:
+    with _site_server(site_port) as server, _smtp_sink(outbox, smtp_port) as sink:
         demo = demo_config(config, server.feed_url(config.digest.category), sink.port)
         report = run_cycle(demo)
         received = len(sink.messages)
@@ -70,13 +91,22 @@ def _site_server(port: int) -> SiteServer:
     try:
         return SiteServer(SampleSite(load_sample_articles()), port=port)
     except OSError as exc:
-        raise DigestError(f"cannot serve the sample site on 127.0.0.1:{port} ({exc.strerror}); "
-                          "is `digest demo --serve` or another demo still running?") from None
+        raise PortBusy(f"cannot serve the sample site on 127.0.0.1:{port} ({exc.strerror}); "
+                       "is `digest demo --serve` or another demo still running? "
+                       "(--site-port picks another port)") from None
 
 
-def serve_forever(outbox: Path) -> None:
+def _smtp_sink(outbox: Path, port: int) -> SmtpSink:
+    try:
+        return SmtpSink(folder=outbox, port=port).start()
+    except OSError as exc:
+        raise PortBusy(f"cannot run the SMTP server on 127.0.0.1:{port} ({exc.strerror}); "
+                       "(--smtp-port picks another port)") from None
+
+
+def serve_forever(outbox: Path, site_port: int = SITE_PORT, smtp_port: int = SMTP_PORT) -> None:
     """Serve the sample site and the SMTP server in the foreground until interrupted."""
-    with _site_server(SITE_PORT) as server, SmtpSink(folder=outbox, port=SMTP_PORT) as sink:
+    with _site_server(site_port) as server, _smtp_sink(outbox, smtp_port) as sink:
         print(f"sample site: {server.url}/  (feed: {server.feed_url('Spacecraft')})", flush=True)
         print(f"SMTP server: 127.0.0.1:{sink.port}, messages written to {outbox}/", flush=True)
         print("Ctrl-C to stop", flush=True)

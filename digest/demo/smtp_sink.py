@@ -86,6 +86,7 @@ class SmtpSink:
                  answer: Answer = accept_all, delay: float = 0.0, drop_every: int = 0,
                  **server_options: Any) -> None:
         self._keeper = _Keeper(folder, answer, delay, drop_every)
+        self._started = False
         self.host = host
         options = {"decode_data": False, "enable_SMTPUTF8": True, **server_options}
         self.controller = Controller(self._keeper, hostname=host, port=port or _free_port(host),
@@ -99,9 +100,15 @@ class SmtpSink:
     def messages(self) -> list[Received]:
         return list(self._keeper.messages)
 
-    def __enter__(self) -> SmtpSink:
-        self.controller.start()
+    def start(self) -> SmtpSink:
+        """Start listening (once); OSError when the port is taken."""
+        if not self._started:
+            self.controller.start()
+            self._started = True
         return self
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()

@@ -51,6 +51,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        _private_sqlite_file(url)
         self.engine: Engine = create_engine(url, future=True)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
@@ -144,6 +145,20 @@ class Database:
                 locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
                 locks.c.acquired_at == holder.acquired_at).values(**me))
             return taken.rowcount == 1
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A new SQLite state file is created readable by its owner only (its -wal and -shm
+    files take the same mode): it holds the subscribers' addresses."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    path = url.removeprefix("sqlite:///")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite itself will say what is wrong with the path
 
 
 def pid_alive(pid: int) -> bool:

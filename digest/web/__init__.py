@@ -11,6 +11,7 @@ import jinja2
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from digest import bundled
 from digest.config import Config
 from digest.errors import PortBusy
 from digest.keys import verification_keys
@@ -39,8 +40,7 @@ def create_app(config: Config) -> Flask:
 
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     state = open_state(config)
-    pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(config.templates_path / "web")),
-                               autoescape=True, undefined=jinja2.StrictUndefined)
+    pages = web_pages(config)
     context = WebContext.create(config, state, verification_keys(config), pages)
     context.extras["desk"] = DraftDesk(config, state)
     app.extensions["digest"] = context
@@ -55,6 +55,15 @@ def create_app(config: Config) -> Flask:
         return apply_headers(response, secure or request.is_secure, context.key)
 
     return app
+
+
+def web_pages(config: Config) -> jinja2.Environment:
+    """The page templates: the operator's templates/web/ first, then the bundled ones."""
+    folders = [folder / "web" for folder in (config.template_folder, bundled.templates())
+               if folder is not None]
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in folders]),
+        autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def _editor_sessions(app: Flask, context: WebContext) -> None:
@@ -92,8 +101,8 @@ def serve(config: Config, host: str, port: int) -> None:
         raise PortBusy(f"digest serve: cannot listen on {host}:{port} ({reason})") from None
     # SIGTERM (systemd stop) ends it like Ctrl-C, with exit status 0.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
-    log.info("serving %s on http://%s:%d/ (public URL %s)", config.digest.title, host, port,
-             config.email.base_url)
+    log.info("serving %s on http://%s:%s/ (public URL %s)", config.digest.title, host,
+             getattr(server, "effective_port", port), config.email.base_url)
     try:
         server.run()
     except KeyboardInterrupt:
