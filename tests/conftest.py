@@ -162,3 +162,15 @@ def copy_repo_files(target: Path) -> None:
     shutil.copy(REPO / "config.toml", target / "config.toml")
     shutil.copytree(REPO / "templates", target / "templates")
     shutil.copytree(REPO / "subscribers", target / "subscribers")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Any]:
+    """A fresh, migrated state database: a SQLite file, or a new PostgreSQL database in the
+    suite's second run."""
+    from digest.config import database_url
+    from digest.state import open_url
+
+    url = database_url(state_database(tmp_path), tmp_path)
+    with open_url(url) as opened:
+        yield opened

@@ -72,3 +72,43 @@ def test_every_config_key_is_in_the_readme() -> None:
         section, name = key.rsplit(".", 1)
         table = "[[sources]]" if section == "sources" else f"[{section}]"
         assert f"`{table} {name}`" in README, f"{key} is not in README.md"
+
+
+def _commands() -> list[tuple[str, object]]:
+    import click
+
+    found: list[tuple[str, object]] = []
+    for name, command in cli.commands.items():
+        subcommands = getattr(command, "commands", {})
+        if isinstance(command, click.Group) and subcommands:
+            found += [(f"{name} {sub}", c) for sub, c in subcommands.items()]
+        else:
+            found.append((name, command))
+    return found
+
+
+def test_every_option_of_every_command_is_in_the_readme() -> None:
+    rows = [line for line in README.splitlines() if line.startswith("| `digest ")]
+    for path, command in _commands():
+        documented = " ".join(row for row in rows if f"`digest {path}" in row)
+        assert documented, f"digest {path} has no row in README.md's command table"
+        for param in getattr(command, "params", []):
+            for flag in getattr(param, "opts", []):
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in documented, f"digest {path} {flag} is not in README.md"
+
+
+def test_every_command_answers_help_with_what_the_readme_says_it_is(tmp_path: Path) -> None:
+    for path, _command in _commands():
+        result = subprocess.run([sys.executable, "-m", "digest", *path.split(), "--help"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (path, result.stderr)
+        assert f"Usage: digest {path}" in result.stdout, path
+
+
+def test_the_command_line_starts_without_loading_the_pipeline() -> None:
+    probe = ("import sys, digest.cli; heavy = [m for m in ('sqlalchemy', 'trafilatura', "
+             "'premailer', 'flask', 'lxml', 'apscheduler') if m in sys.modules]; print(heavy)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
     from digest.models import RunReport
+    from digest.state.runs import Run
     from digest.status import StatusReport
 
 
@@ -46,24 +47,7 @@ def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
     upcoming = data["next_run"]
     lines = [f"next run:    {upcoming['local']} ({upcoming['utc']})" if upcoming
              else "next run:    none (check [schedule] cron)"]
-    if not status.digests:
-        lines.append("no digest yet")
-    for d in data["digests"]:
-        state = "unfinished" if d["status"] == "sending" else d["status"]
-        c = d["deliveries"]
-        lines.append(f"digest {d['id']}  {d['created_at'][:16].replace('T', ' ')} UTC  "
-                     f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
-                     f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
-                     f"{d['subject']}")
-    for run in status.runs:
-        took = f"{run.duration_seconds:.1f} s" if run.duration_seconds is not None else "?"
-        counts = (f"{run.articles} articles, {run.recipients} recipients, sent {run.sent}, "
-                  f"failed {run.failed}, deferred {run.deferred}"
-                  if run.outcome in ("sent", "resumed", "failed", "queued") else
-                  f"{run.articles} new entries" if run.kind == "gather" else "")
-        lines.append(f"run {run.id:<5} {run.started_at:%Y-%m-%d %H:%M} UTC  "
-                     f"{run.kind:<7} {run.outcome:<8} {took:>8}  " + "; ".join(
-                         filter(None, (counts, run.reason))))
+    lines += _digest_lines(data["digests"]) + [_run_line(run) for run in status.runs]
     for label, when in (("last gather", status.health.last_gather_at),
                         ("last send", status.health.last_send_at)):
         lines.append(f"{label + ':':<13}{f'{when:%Y-%m-%d %H:%M:%S} UTC' if when else 'never'}")
@@ -71,6 +55,35 @@ def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
         lines.append(f"senders:     {status.senders} with a heartbeat in the last "
                      f"{lease_seconds:g} s (`digest run`, `schedule` and `digest worker`s "
                      "sending)")
+    return lines + _mark_lines(status) + _list_lines(status)
+
+
+def _digest_lines(digests: list[dict[str, Any]]) -> list[str]:
+    if not digests:
+        return ["no digest yet"]
+    lines = []
+    for d in digests:
+        state = "unfinished" if d["status"] == "sending" else d["status"]
+        c = d["deliveries"]
+        lines.append(f"digest {d['id']}  {d['created_at'][:16].replace('T', ' ')} UTC  "
+                     f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
+                     f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
+                     f"{d['subject']}")
+    return lines
+
+
+def _run_line(run: Run) -> str:
+    took = f"{run.duration_seconds:.1f} s" if run.duration_seconds is not None else "?"
+    counts = (f"{run.articles} articles, {run.recipients} recipients, sent {run.sent}, "
+              f"failed {run.failed}, deferred {run.deferred}"
+              if run.outcome in ("sent", "resumed", "failed", "queued") else
+              f"{run.articles} new entries" if run.kind == "gather" else "")
+    return (f"run {run.id:<5} {run.started_at:%Y-%m-%d %H:%M} UTC  {run.kind:<7} "
+            f"{run.outcome:<8} {took:>8}  " + "; ".join(filter(None, (counts, run.reason))))
+
+
+def _mark_lines(status: StatusReport) -> list[str]:
+    lines = []
     if status.hold:
         lines.append(f"ON HOLD:     set by {status.hold.by} at {status.hold.at:%Y-%m-%d %H:%M} UTC"
                      + (f": {status.hold.reason}" if status.hold.reason else "")
@@ -81,10 +94,13 @@ def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
     if status.approval:
         lines.append(f"approved:    by {status.approval.by} at "
                      f"{status.approval.at:%Y-%m-%d %H:%M} UTC, for the next scheduled digest")
+    return lines
+
+
+def _list_lines(status: StatusReport) -> list[str]:
     by_status = status.subscribers
-    lines.append(f"subscribers: {by_status.get('active', 0)} active of "
-                 f"{sum(by_status.values())} ("
-                 + ", ".join(f"{name} {n}" for name, n in sorted(by_status.items())) + ")")
+    lines = [f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
+             + ", ".join(f"{name} {n}" for name, n in sorted(by_status.items())) + ")"]
     for source in status.failing_sources:
         lines.append(f"FAILING source {source.url}: {source.consecutive_failures} cycles "
                      f"in a row; last error: {source.last_error}")

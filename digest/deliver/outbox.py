@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from digest.errors import TransportError
+
 
 class OutboxTransport:
     """Writes every message into a folder, one file per recipient and message."""
@@ -25,6 +27,8 @@ class OutboxTransport:
 
     def send(self, sender: str, recipient: str, message: bytes, *, utf8: bool = False) -> str:
         """Write the message atomically; the name is stable for the same message and recipient."""
+        if not self.is_open:
+            raise TransportError(f"outbox {self.folder}: send() before open()", fatal=False)
         name = hashlib.sha256(recipient.casefold().encode() + message[:4096]).hexdigest()[:20]
         path = self.folder / f"{name}.eml"
         tmp = path.with_suffix(".tmp")
