@@ -15,8 +15,9 @@ from digest.deliver.send import envelope, message_signer
 from digest.errors import PreflightError
 from digest.message import build_message, new_message_id, sender_domain, web_version_url
 from digest.models import Article, Digest, RenderedDigest, Subscriber
-from digest.preflight import PreflightReport, run_preflight
+from digest.preflight import Check, PreflightReport, check_spam, run_preflight
 from digest.render import RenderOptions, personalise, render_digest
+from digest.slots import cadence
 from digest.state import State
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def render(config: Config, digest: Digest) -> RenderedDigest:
         templates=own or bundled.templates(), fallback=bundled.templates() if own else None,
         subject_template=config.email.subject, base_url=config.email.base_url,
         postal_address=config.email.postal_address, utm_campaign=config.email.utm_campaign,
-        max_html_bytes=config.email.max_html_bytes))
+        max_html_bytes=config.email.max_html_bytes, period=cadence(config.schedule.cron)[1]))
 
 
 def sample_unsubscribe_url(config: Config) -> str:
@@ -68,8 +69,8 @@ def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:
                        web_url=web_version_url(config.email.base_url, 0))
 
 
-def preflight_digest(config: Config, rendered: RenderedDigest,
-                     now: datetime) -> PreflightReport:
+def preflight_digest(config: Config, rendered: RenderedDigest, now: datetime, *,
+                     spam: bool = True) -> PreflightReport:
     """The preflight checks on the digest as the sample subscriber would receive it."""
     html, text = sample_parts(config, rendered)
     unsubscribe = sample_unsubscribe_url(config)
@@ -78,11 +79,21 @@ def preflight_digest(config: Config, rendered: RenderedDigest,
                             message_id=new_message_id(0, sender_domain(config.email.from_address)))
     report = run_preflight(html=html, text=text, message=message_signer(config)(
         message.as_bytes()), unsubscribe_url=unsubscribe,
-        max_html_bytes=config.email.max_html_bytes, max_spam_score=config.email.max_spam_score)
+        max_html_bytes=config.email.max_html_bytes, max_spam_score=config.email.max_spam_score,
+        spam=spam)
     for check, line in zip(report.checks, report.lines(), strict=True):
         log.log(logging.DEBUG if check.status in ("ok", "skipped") else logging.WARNING,
                 "%s", line)
     return report
+
+
+def spam_check(config: Config, rendered: RenderedDigest, now: datetime) -> Check:
+    """The SpamAssassin check alone, on the sample subscriber's message."""
+    unsubscribe = sample_unsubscribe_url(config)
+    message = build_message(rendered, SAMPLE_SUBSCRIBER, envelope=envelope(config),
+                            digest_id=0, created_at=now, unsubscribe_url=unsubscribe,
+                            message_id=new_message_id(0, sender_domain(config.email.from_address)))
+    return check_spam(message_signer(config)(message.as_bytes()), config.email.max_spam_score)
 
 
 def refuse_on_failure(report: PreflightReport) -> None:

@@ -136,6 +136,10 @@ def _state(config: Config, now: datetime) -> Iterator[Finding]:
 def _subscribers(config: Config, now: datetime) -> Iterator[Finding]:
     from digest.subscribers import read_csv
 
+    if not config.subscribers.path:
+        yield Finding("subscribers", OK, "no list file ([subscribers] path is empty): the list "
+                      "is kept in the state database only")
+        return
     path = config.subscribers_path
     if not path.is_file():
         yield Finding("subscribers", PROBLEM, f"{_where(config, '[subscribers] path')}: {path} "

@@ -6,10 +6,11 @@ acting on it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from digest.errors import EditorialError
+from digest.models import Article, ArticleEdit
 from digest.state import State
 from digest.state.editorial import Approval, Hold
 
@@ -47,6 +48,12 @@ def withdraw(state: State, now: datetime) -> bool:
     if withdrawn:
         log.info("approval withdrawn")
     return withdrawn
+
+
+def not_excluded(articles: Sequence[Article], edits: Mapping[str, ArticleEdit]
+                 ) -> list[Article]:
+    """The articles an editor has not excluded: only they count as new."""
+    return [a for a in articles if not ((e := edits.get(a.url)) is not None and e.excluded)]
 
 
 def held(hold: Hold | None, *, scheduled: bool, articles: int) -> str | None:

@@ -68,10 +68,12 @@ class DeliveryError(DigestError):
     (a 5xx reply for that recipient), False when a later attempt may.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None,
+                 content: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.content = content  # refused for what the message holds, not for whom
 
 
 class TransportError(DigestError):
@@ -82,3 +84,20 @@ class TransportError(DigestError):
     def __init__(self, message: str, *, fatal: bool = True) -> None:
         super().__init__(message)
         self.fatal = fatal
+
+
+class UnknownOutcome(TransportError):
+    """The connection was lost after the whole message went out and before the server
+    answered: it may or may not have been taken."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fatal=False)
+
+
+class ContentRejected(DigestError):
+    """The relay refused the digest itself (line length, size, content), whoever it was
+    for: sending stopped, nothing counts as sent and nobody as bounced."""
+
+
+class SourcesDown(DigestError):
+    """Not one source could be read: a digest of nothing is not built."""

@@ -70,6 +70,7 @@ def gather(config: Config, state: State, fetcher: Fetcher, *, record: bool,
     found = len(entries) + sum(o.unchanged for o in outcomes)
     return GatherResult(found=found, new_entries=len(fresh), articles=tuple(articles),
                         failures=tuple(failures),
+                        sources_failed=sum(1 for o in outcomes if o.failure),
                         newly_failing=tuple(o.failure for o in outcomes
                                             if o.failure and o.newly_failing))
 
@@ -83,6 +84,7 @@ def capture(config: Config, state: State, fetcher: Fetcher, *,
     known = state.ledger.sent_urls(e.url for e in entries)
     return GatherResult(found=len(entries), new_entries=sum(e.url not in known for e in entries),
                         articles=(), failures=tuple(o.failure for o in outcomes if o.failure),
+                        sources_failed=sum(1 for o in outcomes if o.failure),
                         newly_failing=tuple(o.failure for o in outcomes
                                             if o.failure and o.newly_failing))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 
 NOISY = ("urllib3", "cssutils", "premailer", "mail.log", "asyncio", "waitress", "alembic")
@@ -23,8 +24,15 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_format = "text"
+
+
 def configure(level: int, fmt: str = "text") -> None:
-    """Send log lines to standard error in the chosen format."""
+    """Send log lines to standard error in the chosen format. With JSON, everything that
+    would reach standard error as text — library warnings, a crashing thread's traceback —
+    goes through logging too, so every line is JSON."""
+    global _format
+    _format = fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
@@ -33,3 +41,26 @@ def configure(level: int, fmt: str = "text") -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     # urllib3 warns at every retry; the fetcher reports the URL's outcome in one line itself.
     logging.getLogger("urllib3").setLevel(max(level, logging.ERROR))
+    logging.captureWarnings(fmt == "json")
+    if fmt == "json":
+        threading.excepthook = _log_thread_crash
+
+
+def is_json() -> bool:
+    """Whether log lines are JSON (the CLI then writes its error lines as JSON too)."""
+    return _format == "json"
+
+
+def error_line(message: str) -> str:
+    """An `error: …` line for standard error, in the configured format."""
+    if _format != "json":
+        return f"error: {message}"
+    return json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                       "level": "error", "logger": "digest", "message": message},
+                      ensure_ascii=False)
+
+
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    logging.getLogger("digest").error(
+        "thread %s crashed", args.thread.name if args.thread else "?",
+        exc_info=args.exc_value or True)

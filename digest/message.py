@@ -82,12 +82,13 @@ def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
 
 def build_message(rendered: RenderedDigest, subscriber: Subscriber | Recipient, *,
                   envelope: Envelope, digest_id: int, created_at: datetime,
-                  unsubscribe_url: str, message_id: str) -> EmailMessage:
-    """The complete message for one subscriber."""
+                  unsubscribe_url: str, message_id: str, web_url: str = "") -> EmailMessage:
+    """The complete message for one subscriber (`web_url` replaces the digest's web-version
+    link, as a test send's does)."""
     html_part, text_part = personalise(
         rendered, name=display_name(subscriber.name), email=subscriber.email.strip(),
         unsubscribe_url=unsubscribe_url,
-        web_url=web_version_url(envelope.base_url, digest_id, envelope.archive_key))
+        web_url=web_url or web_version_url(envelope.base_url, digest_id, envelope.archive_key))
     # An address with a non-ASCII local part can only travel with SMTPUTF8, as raw UTF-8.
     policy = HEADER_POLICY if subscriber.email.isascii() else HEADER_POLICY.clone(utf8=True)
     msg = EmailMessage(policy=policy)

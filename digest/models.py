@@ -142,6 +142,7 @@ class GatherResult:
     articles: tuple[Article, ...]
     failures: tuple[SourceFailure, ...] = ()
     newly_failing: tuple[SourceFailure, ...] = ()  # sources that just reached the limit
+    sources_failed: int = 0  # sources (not pages) that could not be read
 
 
 @dataclass
@@ -157,6 +158,8 @@ class RunReport:
     skipped: int = 0
     remaining: int = 0
     deferred: int = 0
+    unconfirmed: int = 0
+    excluded: int = 0  # new articles the editor excluded
     digest_id: int | None = None
     resumed_digest_id: int | None = None
     dry_run: bool = False

@@ -29,17 +29,18 @@ from digest.deliver.send import (
     send_digest,
     unsubscribe_link,
 )
-from digest.errors import DigestError, SendStopped
+from digest.errors import DigestError, EditorialError, SendStopped, SourcesDown
 from digest.gather import gather, make_fetcher
 from digest.keys import signing_key
 from digest.message import build_message, new_message_id, sender_domain
-from digest.models import Digest, GatherResult, RenderedDigest, RunReport, Subscriber
+from digest.models import Article, Digest, GatherResult, RenderedDigest, RunReport, Subscriber
 from digest.shutdown import stop_requested
 from digest.state import State, open_state
 from digest.state.ledger import Created, StoredDigest
 from digest.state.runs import Run
-from digest.subscribers import check_address, sync_file
+from digest.subscribers import check_address, read_subscriber_file
 from digest.tokens import TEST_TOKEN_ID
+from digest.urls import strip_tracking
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
 def _cycle(config: Config, state: State, factory: TransportFactory, clock: Clock,
            report: RunReport, *, force: bool, slot: datetime | None) -> None:
     dry_run = report.dry_run
-    sync_file(state.subscribers, config.subscribers_path, clock())
+    read_subscriber_file(config, state.subscribers, clock())
     if not dry_run:
         _resume_unfinished(config, state, factory, clock, report)
     if slot and (existing := state.ledger.digest_for_slot(slot)) is not None:
@@ -95,18 +96,29 @@ def _cycle(config: Config, state: State, factory: TransportFactory, clock: Clock
     report.found, report.new = result.found, result.new_entries
     report.failures.extend(result.failures)
     report.newly_failing.extend(result.newly_failing)
-    if not result.articles:
-        _skip(report, "nothing new: no digest built")
+    if result.sources_failed and result.sources_failed == len(config.sources):
+        raise SourcesDown(f"no source could be read ({result.sources_failed} of "
+                          f"{len(config.sources)} failed; first: {result.failures[0].reason}); "
+                          "no digest built, the articles wait")
+    candidates = editorial.not_excluded(result.articles, state.editorial.article_edits())
+    report.excluded = len(result.articles) - len(candidates)
+    if not candidates:
+        _skip(report, "nothing new: no digest built" + (
+            f" ({report.excluded} new article(s) excluded by an editor)"
+            if report.excluded else ""))
         return
-    if len(result.articles) < config.digest.min_articles:
-        _skip(report, f"only {len(result.articles)} new (min_articles = "
+    if len(candidates) < config.digest.min_articles:
+        _skip(report, f"only {len(candidates)} new (min_articles = "
                       f"{config.digest.min_articles}): no digest built; the articles wait "
                       "for the next one")
         return
-    if not dry_run and not _not_held(state, report, slot, len(result.articles), clock()):
+    if not dry_run and not _not_held(state, report, slot, len(candidates), clock()):
         return
     digest = compose_next(config, state, result.articles, clock())
     report.summarized = len(digest.items)
+    if not digest.items:
+        _skip(report, "nothing to send: the digest has no articles")
+        return
     if not dry_run and slot and config.schedule.require_approval and \
             not _approved(state, report, slot, digest, clock()):
         return
@@ -125,13 +137,16 @@ def _cycle(config: Config, state: State, factory: TransportFactory, clock: Clock
     if created is Created.SLOT_TAKEN:
         _skip(report, "another process built this slot's digest meanwhile", alert=False)
         return
+    if created is Created.NO_ARTICLES:
+        _skip(report, "nothing to send: the digest has no articles")
+        return
     if created is Created.NO_RECIPIENTS:
         _skip(report, "no active subscribers: nothing sent, the articles stay new")
         return
     assert isinstance(created, int)
     state.editorial.use_note(created, clock())
+    state.editorial.use_approval(created, clock())  # the articles it covered have gone out
     if slot:
-        state.editorial.use_approval(created, clock())
         state.editorial.end_waiting(clock())
     report.digest_id = created
     stored = state.ledger.get_digest(created)
@@ -238,6 +253,7 @@ def _send_and_count(config: Config, state: State, stored: StoredDigest,
     report.failed += outcome.failed
     report.deferred += outcome.deferred
     report.skipped += outcome.skipped
+    report.unconfirmed += outcome.unconfirmed
     report.remaining = outcome.remaining
     if outcome.paused:
         raise SendStopped(f"digest {stored.id} paused after "
@@ -261,6 +277,39 @@ def preview(config: Config, *, clock: Clock = utc_now) -> Preview:
     rendered = render(config, digest)
     html, text = sample_parts(config, rendered)
     return Preview(rendered=rendered, gathered=result, html=html, text=text, digest=digest)
+
+
+def next_articles(config: Config, clock: Clock = utc_now) -> tuple[Article, ...]:
+    """The candidate articles of the next digest, as a run would gather them now."""
+    with open_state(config) as state, make_fetcher(config) as fetcher:
+        return gather(config, state, fetcher, record=False, clock=clock).articles
+
+
+def edit_summary(config: Config, url: str, text: str | None, clock: Clock = utc_now) -> str:
+    """Set (or, with None, clear) the summary of an article of the next digest, named by
+    its URL as gathering knows it (tracking parameters stripped, the URL a feed listed or
+    the page's canonical one); returns that URL. An URL naming no article is refused."""
+    wanted = strip_tracking(url.strip())
+    articles = next_articles(config, clock)
+    found = next((a for a in articles if wanted in (a.url, a.feed_url)), None)
+    if found is None:
+        with open_state(config) as state:
+            sent_in = state.ledger.digest_of(wanted)
+        if sent_in is not None:
+            raise EditorialError(f"{wanted}: already sent in digest {sent_in}; it can no "
+                                 "longer change")
+        listed = ", ".join(a.url for a in articles[:3]) or "none yet"
+        raise EditorialError(f"{url}: not an article of the next digest ({len(articles)} "
+                             f"candidate(s): {listed}{', …' if len(articles) > 3 else ''}; "
+                             "`digest preview` shows them)")
+    with open_state(config) as state:
+        if text is None:
+            if not state.editorial.clear_summary_edit(found.url):
+                raise EditorialError(f"{found.url}: its summary was not edited; nothing to "
+                                     "clear")
+        else:
+            state.editorial.set_summary_edit(found.url, text, clock())
+    return found.url
 
 
 def approve_next(config: Config, who: str, clock: Clock = utc_now) -> int:
@@ -288,7 +337,9 @@ def send_test(config: Config, address: str, *, name: str = "Test Reader",
                             envelope=envelope(config, key), digest_id=0, created_at=clock(),
                             unsubscribe_url=unsubscribe_link(
                                 config, key, row.token_id if row else TEST_TOKEN_ID),
-                            message_id=new_message_id(0, sender_domain(config.email.from_address)))
+                            message_id=new_message_id(0, sender_domain(config.email.from_address)),
+                            # not sent yet, so no web version: the desk's preview instead
+                            web_url=f"{config.email.base_url.rstrip('/')}/editor/draft.html")
     transport = configured_transport(config)
     transport.open()
     try:

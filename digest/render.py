@@ -9,6 +9,7 @@ import logging
 import re
 import textwrap
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -29,6 +30,7 @@ PLACEHOLDERS = {
     "web_url": "%%WEB_VERSION_URL%%",
 }
 TEXT_WIDTH = 76
+BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 MAX_HTML_LINE = 240  # characters; up to 4 UTF-8 octets each, still under 998
 # Room left under the limit for what personalisation adds (name, address, two URLs).
 PERSONAL_HEADROOM = 1024
@@ -45,6 +47,7 @@ class RenderOptions:
     utm_campaign: str = ""
     max_html_bytes: int = 100_000
     fallback: Path | None = None  # templates missing from `templates` come from here
+    period: str = "this week"  # "More this week": how far back a digest reaches
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
         layout = replace(layout, full_items=kept)
         page, text, fits = attempt(layout)
         actions.append(f"moved the last {len(digest.items) - kept} article(s) to "
-                       "'More this week'")
+                       f"'More {options.period}'")
     for action in actions:
         log.info("digest HTML over %d bytes: %s", limit, action)
     if actions:
@@ -123,8 +126,8 @@ def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
         "base_url": options.base_url.rstrip("/"),
         "postal_address": options.postal_address,
         "show_images": layout.images,
+        "period": options.period,
     }
-    env.filters["track"] = lambda url: with_utm(url, options.utm_campaign)
     try:
         page = env.get_template("digest.html").render(context)
         text = env.get_template("digest.txt").render(context)
@@ -134,7 +137,7 @@ def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
     except jinja2.TemplateError as exc:
         raise ConfigError(f"{_failing_line(exc) or options.templates}: template error: "
                           f"{exc}") from None
-    return inline_css(page), text.strip() + "\n"
+    return inline_css(page), BLANK_LINES.sub("\n\n", text.strip()) + "\n"
 
 
 def _failing_line(error: BaseException) -> str:
@@ -225,9 +228,16 @@ def _environment(options: RenderOptions) -> jinja2.Environment:
     folder = options.templates
     if not folder.is_dir():
         raise ConfigError(f"[email] templates: {folder} is not a folder")
-    folders = [folder] + ([options.fallback] if options.fallback else [])
+    folders = (folder,) + ((options.fallback,) if options.fallback else ())
     if not any((f / "digest.html").is_file() for f in folders):
         raise ConfigError(f"[email] templates: {folder} has no digest.html template")
+    return _cached_environment(folders, options.utm_campaign)
+
+
+# One environment per template set: Jinja2 then compiles each template once (and again
+# only when its file changes), instead of on every render of the desk's draft.
+@lru_cache(maxsize=16)
+def _cached_environment(folders: tuple[Path, ...], campaign: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in folders]),
         autoescape=jinja2.select_autoescape(["html", "htm"]),
@@ -237,6 +247,7 @@ def _environment(options: RenderOptions) -> jinja2.Environment:
     )
     env.filters["wrap"] = _wrap
     env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""
+    env.filters["track"] = lambda url: with_utm(url, campaign)
     return env
 
 

@@ -62,3 +62,22 @@ def next_fire_after(config: Config, now: datetime) -> datetime | None:
     """When the digest job fires next after `now`, in the configured timezone."""
     trigger = digest_trigger(config)
     return trigger.get_next_fire_time(None, now.astimezone(trigger.timezone))
+
+
+def cadence(expression: str) -> tuple[str, str]:
+    """How often a crontab expression sends, in words for readers: ('once a week', 'this
+    week'), ('every day', 'today'), ('once a month', 'this month'), else ('regularly',
+    'since the last issue')."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return "regularly", "since the last issue"
+    minute, hour, day, month, weekday = fields
+    fixed_time = not any(c in minute + hour for c in "*/,-")
+    if fixed_time and day == "*" and month == "*":
+        if weekday == "*":
+            return "every day", "today"
+        if not any(c in weekday for c in "*/,-"):
+            return "once a week", "this week"
+    if fixed_time and month == "*" and weekday == "*" and day.isdigit():
+        return "once a month", "this month"
+    return "regularly", "since the last issue"

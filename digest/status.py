@@ -25,6 +25,30 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class NextDigest:
+    """What stands for the next digest: entries waiting for it, and the editor's marks."""
+
+    entries_waiting: int
+    hold: Hold | None
+    approval: Approval | None  # in force, for the next digest
+    last_approval: Approval | None  # the one that let a digest out most recently
+
+    def as_json(self) -> dict[str, Any]:
+        last = self.last_approval
+        return {"entries_waiting": self.entries_waiting, "on_hold": self.hold is not None,
+                "approved": self.approval is not None,
+                "last_approval": {"by": last.by, "at": _iso(last.at),
+                                  "used_by_digest": last.used_digest_id,
+                                  "used_at": _iso(last.used_at)} if last else None}
+
+
+def next_digest(state: State) -> NextDigest:
+    """The next digest as far as it is known without reading the sources."""
+    return NextDigest(state.sources.waiting_count(), state.editorial.hold(),
+                      state.editorial.approval(), state.editorial.last_used_approval())
+
+
+@dataclass(frozen=True)
 class Health:
     """What a monitor needs: the last successful gather and send, the last run, the next."""
 
@@ -33,6 +57,7 @@ class Health:
     last_run: Run | None
     next_run_at: datetime | None
     checked_at: datetime
+    next_digest: NextDigest | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON document of /healthz and the health file."""
@@ -43,6 +68,7 @@ class Health:
             "last_run": {"kind": run.kind, "outcome": run.outcome, "reason": run.reason,
                          "at": _iso(run.finished_at)} if run else None,
             "next_run_at": _iso(self.next_run_at),
+            "next_digest": self.next_digest.as_json() if self.next_digest else None,
             "checked_at": _iso(self.checked_at),
         }
 
@@ -57,7 +83,7 @@ def health(config: Config, state: State, now: datetime) -> Health:
     runs = state.runs.recent(1)
     upcoming = next_fire_after(config, now)
     return Health(times.last_gather_at, times.last_send_at, runs[0] if runs else None,
-                  upcoming.astimezone(UTC) if upcoming else None, now)
+                  upcoming.astimezone(UTC) if upcoming else None, now, next_digest(state))
 
 
 def write_health(config: Config, clock: Clock = utc_now, *, strict: bool = False) -> None:
@@ -118,6 +144,8 @@ class StatusReport:
             "approval": {"by": self.approval.by, "at": _iso(self.approval.at),
                          "articles": list(self.approval.articles)} if self.approval else None,
             "waiting_for_approval": _iso(self.waiting.slot) if self.waiting else None,
+            "next_digest": self.health.next_digest.as_json() if self.health.next_digest
+            else None,
             "last_gather_at": _iso(self.health.last_gather_at),
             "last_send_at": _iso(self.health.last_send_at),
             "senders": self.senders,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Protocol, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import SubscriberError
+from digest.config import Config
+from digest.errors import ConfigError, SubscriberError
 from digest.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class ImportResult:
     updated: int
     skipped: tuple[str, ...]
     suppressed: int = 0
+    delimiter: str = ","
 
 
 class StoredRow(Protocol):
@@ -126,17 +129,53 @@ def parse_csv(text: str, origin: str) -> tuple[list[ListEntry], list[str]]:
     return entries, problems
 
 
-def read_csv(handle: TextIO, origin: str, problems: list[str]) -> Iterator[ListEntry]:
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter a list's header row uses: comma, semicolon or tab (spreadsheets in
+    many locales write semicolons)."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_csv(handle: TextIO, origin: str, problems: list[str],
+             found: list[str] | None = None) -> Iterator[ListEntry]:
     """Stream the rows of a CSV list; each bad row adds a message (with its line number)
     to `problems` and is skipped. Repeats within a thousand rows are merged and reported;
-    further apart, the later row simply updates the earlier one."""
-    reader = csv.DictReader(handle)
+    further apart, the later row simply updates the earlier one. The delimiter is found
+    from the header row (and appended to `found`)."""
+    first = handle.readline()
+    delimiter = sniff_delimiter(first)
+    if found is not None:
+        found.append(delimiter)
+    reader = csv.DictReader(itertools.chain([first], handle), delimiter=delimiter, strict=True)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in header:
-        raise SubscriberError(f"{origin}: line 1: header row must have an 'email' column")
+        raise SubscriberError(f"{origin}: line 1: header row must have an 'email' column "
+                              f"(read as {DELIMITERS[delimiter]}-separated)")
     reader.fieldnames = header
+    yield from _rows(reader, origin, problems)
+
+
+def _rows(reader: csv.DictReader[str], origin: str, problems: list[str]
+          ) -> Iterator[ListEntry]:
     recent: set[str] = set()
-    for row in reader:
+    while True:
+        starts = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if _unclosed_quote(exc):
+                problems.append(f"{origin}: line {starts}: a quote opened here is never "
+                                "closed; the rest of the file was not read")
+                return
+            problems.append(f"{origin}: line {starts}: not readable as CSV ({exc}); row "
+                            "skipped")
+            continue
         try:
             entry = _row_entry(row)
         except SubscriberError as exc:
@@ -151,6 +190,10 @@ def read_csv(handle: TextIO, origin: str, problems: list[str]) -> Iterator[ListE
             recent.clear()
         recent.add(key)
         yield entry
+
+
+def _unclosed_quote(error: csv.Error) -> bool:
+    return "unexpected end of data" in str(error)
 
 
 def _row_entry(row: dict[str, str | None]) -> ListEntry:
@@ -173,14 +216,16 @@ def import_csv(records: ListStore, source: Path, now: datetime, *,
                reactivate: bool = False) -> ImportResult:
     """Import a CSV file; bad rows are reported with their line numbers and skipped."""
     problems: list[str] = []
+    found: list[str] = []
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:
-            result = records.import_entries(read_csv(handle, str(source), problems), now,
-                                            cause=f"imported from {source.name}",
+            result = records.import_entries(read_csv(handle, str(source), problems, found),
+                                            now, cause=f"imported from {source.name}",
                                             reactivate=reactivate)
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriberError(f"{source}: cannot read ({exc})") from None
-    return ImportResult(result.added, result.updated, tuple(problems), result.suppressed)
+    return ImportResult(result.added, result.updated, tuple(problems), result.suppressed,
+                        found[0] if found else ",")
 
 
 def sync_file(records: ListStore, path: Path, now: datetime) -> ImportResult | None:
@@ -198,6 +243,19 @@ def sync_file(records: ListStore, path: Path, now: datetime) -> ImportResult | N
     log.info("%s read into the subscriber list: %d added, %d updated, %d left "
              "suppressed", path, result.added, result.updated, result.suppressed)
     return result
+
+
+def read_subscriber_file(config: Config, records: ListStore, now: datetime) -> None:
+    """Read [subscribers] path into the list when it changed; a file that is configured but
+    missing is an error (an empty file is fine; path = "" means the list lives only in the
+    database)."""
+    if not config.subscribers.path:
+        return
+    if not config.subscribers_path.is_file():
+        raise ConfigError(f"{config.path}: [subscribers] path: {config.subscribers_path} does "
+                          "not exist (create it with a header row, or set path = \"\" to keep "
+                          "the list only in the database)")
+    sync_file(records, config.subscribers_path, now)
 
 
 def export_csv(records: ListStore, out: TextIO) -> int:

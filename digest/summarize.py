@@ -40,6 +40,14 @@ def _segmenter() -> pysbd.Segmenter:
 
 def split_sentences(paragraph: str) -> list[str]:
     """Split one paragraph into sentences with a real segmenter (abbreviations, decimals)."""
+    return list(_split(paragraph))
+
+
+# The desk rebuilds the draft on every click: segmenting the same paragraphs again costs
+# pysbd most of a second (it compiles hundreds of patterns), so each paragraph's answer
+# is kept.
+@lru_cache(maxsize=8192)
+def _split(paragraph: str) -> tuple[str, ...]:
     sentences: list[str] = []
     for piece in (s.strip() for s in _segmenter().segment(paragraph)):
         if not piece:
@@ -52,7 +60,7 @@ def split_sentences(paragraph: str) -> list[str]:
             sentences[-1] = f"{sentences[-1]} {piece}"
         else:
             sentences.append(piece)
-    return sentences
+    return tuple(sentences)
 
 
 def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summary:

@@ -75,7 +75,7 @@ def test_each_article_and_the_footer_carry_what_readers_need() -> None:
     assert re.search(r'<a href="https://news.example/story-0/"[^>]*>Story number 0</a>', html)
     for needle in ("News ·",
                    "26 November 2026", "Source: (Reuters)", "(Disclaimer: Details may change.)",
-                   ">Read more</a>", "ada@example.org subscribed", ">Unsubscribe</a>",
+                   ">Read more</a>", "subscribed with ada@example.org", ">Unsubscribe</a>",
                    "1 Lane", 'href="https://digest.example/archive/7/"', "View in your browser"):
         assert needle in html, needle
     assert "https://digest.example/unsubscribe/t" in text.splitlines()

@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from digest import pipeline
 from digest.demo.site import SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
+from digest.errors import SourcesDown
 from digest.gather import gather, make_fetcher
 from digest.state import open_state
 from tests.conftest import Project, parse, parts, write_config
@@ -81,9 +84,11 @@ def test_a_source_failing_three_cycles_in_a_row_is_flagged(tmp_path: Path,
     path = write_config(tmp_path, feed_urls=["http://127.0.0.1:9/feed/"], smtp_port=smtp.port,
                         extra="retries = 0")
     for _ in range(2):
-        pipeline.run_cycle(Project(tmp_path, path).config)
+        with pytest.raises(SourcesDown):
+            pipeline.run_cycle(Project(tmp_path, path).config)
     assert "FAILING" not in digest("status", cwd=tmp_path).stdout
-    pipeline.run_cycle(Project(tmp_path, path).config)
+    with pytest.raises(SourcesDown):
+        pipeline.run_cycle(Project(tmp_path, path).config)
     status = digest("status", cwd=tmp_path).stdout
     assert ("FAILING source http://127.0.0.1:9/feed/: 3 cycles in a row; last error: "
             "http://127.0.0.1:9/feed/: connection refused") in status

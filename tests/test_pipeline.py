@@ -12,7 +12,7 @@ import pytest
 from digest import pipeline
 from digest.demo.site import SampleArticle, SampleSite, SiteServer, load_sample_articles
 from digest.demo.smtp_sink import SmtpSink
-from digest.errors import LockedError, TransportError
+from digest.errors import LockedError, SourcesDown, TransportError
 from digest.extract import normalise_space
 from digest.state import open_state
 from tests.conftest import ACTIVE, POSTGRES_SERVER, Project, parse, parts, query, write_config
@@ -132,11 +132,14 @@ def test_broken_feed_is_reported_and_nothing_bogus_is_sent(tmp_path: Path, smtp:
         config_path = write_config(tmp_path, feed_urls=[urls[kind]], smtp_port=smtp.port,
                                    source_extra='kind = "feed"')
         project = Project(tmp_path, config_path)
-        report = pipeline.run_cycle(project.config)
-    assert report.sent == 0 and smtp.messages == []
-    assert len(report.failures) == 1
-    assert urls[kind] in report.failures[0].reason
-    assert "\n" not in report.failures[0].reason
+        with pytest.raises(SourcesDown) as down:  # the only source: exit 1, one line
+            pipeline.run_cycle(project.config)
+    assert smtp.messages == []
+    assert "no source could be read (1 of 1 failed" in str(down.value)
+    assert urls[kind] in str(down.value)
+    assert "\n" not in str(down.value)
+    (run,) = query(tmp_path, "SELECT outcome, sent FROM runs")
+    assert run == ("failed", 0)
 
 
 def test_one_broken_source_does_not_stop_the_others(tmp_path: Path, site: SiteServer,

@@ -24,6 +24,7 @@ from digest import editorial, pipeline, scheduler
 from digest.config import load_config
 from digest.demo.site import SampleArticle, SiteServer
 from digest.demo.smtp_sink import SmtpSink
+from digest.errors import SourcesDown
 from digest.scheduler import DIGEST_JOB, build_scheduler, current_slot
 from digest.state import open_state
 from digest.status import status_report
@@ -300,7 +301,8 @@ def test_a_source_failing_three_cycles_in_a_row_is_alerted_once(tmp_path: Path,
                         extra=f'[alerts]\nemail = "{OPS}"')
     config = load_config(path)
     for day in range(5):
-        pipeline.run_cycle(config, slot=SLOT + timedelta(days=day))
+        with pytest.raises(SourcesDown):  # the only source is down: the run fails
+            pipeline.run_cycle(config, slot=SLOT + timedelta(days=day))
     failing = [s for s in alerts(smtp) if "keeps failing" in s]
     assert len(failing) == 1
 

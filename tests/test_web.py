@@ -159,6 +159,7 @@ def test_forged_truncated_and_other_address_tokens_are_refused(project: Project,
 def test_forms_need_their_csrf_token(project: Project, web: WebServer) -> None:
     refused = requests.post(f"{web.url}/subscribe", data={"email": "a@example.org"})
     assert refused.status_code == 403
+    pipeline.run_cycle(load_config(project.config_path), dry_run=True)  # reads the list in
     token = make_token(state_key(project.config), "unsubscribe", "ada@example.org")
     page_post = requests.post(f"{web.url}/unsubscribe/{token}", data={"csrf_token": "x"})
     assert page_post.status_code == 403

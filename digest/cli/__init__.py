@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from digest import logs
 from digest.cli.app import Context, cli
 from digest.errors import DigestError
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         if "-v" in sys.argv or "--verbose" in sys.argv:
             logging.getLogger("digest").exception("details")
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            click.echo(f"error: {line}", err=True)
+            click.echo(logs.error_line(line), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

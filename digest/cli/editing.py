@@ -38,7 +38,11 @@ def hold(ctx: Context, reason: str, who: str) -> None:
     from digest.state import open_state
 
     with open_state(ctx.config) as state:
-        editorial.put_on_hold(state, who or login_name(), reason, utc_now())
+        replaced = editorial.put_on_hold(state, who or login_name(), reason, utc_now())
+    if replaced is not None:
+        click.echo(f"this hold replaces the one set by {replaced.by} at "
+                   f"{replaced.at:%Y-%m-%d %H:%M} UTC"
+                   + (f" ({replaced.reason})" if replaced.reason else ""))
     click.echo("on hold: the next scheduled digest will be skipped (`digest release` lifts it)")
 
 
@@ -57,18 +61,34 @@ def release(ctx: Context) -> None:
 
 @cli.command()
 @click.option("--by", "who", default="", help="Who approves (default: the login name).")
+@click.option("--withdraw", is_flag=True, help="Withdraw the approval in force instead.")
 @pass_context
-def approve(ctx: Context, who: str) -> None:
+def approve(ctx: Context, who: str, withdraw: bool) -> None:
     """Approve the next scheduled digest ([schedule] require_approval); a scheduler that is
     waiting for it sends within [schedule] approval_check_minutes."""
     from digest.pipeline import approve_next
 
+    if withdraw:
+        _withdraw(ctx)
+        return
     count = approve_next(ctx.config, who or login_name())
     click.echo(f"approved: the next scheduled digest with these {count} article(s); "
                "articles that arrive later need a new approval")
     if not ctx.config.schedule.require_approval:
         click.echo("note: [schedule] require_approval is false, so scheduled digests go out "
                    "without waiting for an approval")
+
+
+def _withdraw(ctx: Context) -> None:
+    from digest import editorial
+    from digest.clock import utc_now
+    from digest.errors import EditorialError
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        if not editorial.withdraw(state, utc_now()):
+            raise EditorialError("no approval in force: nothing to withdraw")
+    click.echo("approval withdrawn: the next scheduled digest needs a new one")
 
 
 @cli.group()
@@ -82,12 +102,10 @@ def summary() -> None:
 @pass_context
 def summary_set(ctx: Context, url: str, text: str) -> None:
     """Use TEXT as the summary of the article at URL."""
-    from digest.clock import utc_now
-    from digest.state import open_state
+    from digest.pipeline import edit_summary
 
-    with open_state(ctx.config) as state:
-        state.editorial.set_summary_edit(url, " ".join(text.split()), utc_now())
-    click.echo(f"summary set: {url}")
+    article = edit_summary(ctx.config, url, " ".join(text.split()))
+    click.echo(f"summary set: {article}")
 
 
 @summary.command("clear")
@@ -95,11 +113,10 @@ def summary_set(ctx: Context, url: str, text: str) -> None:
 @pass_context
 def summary_clear(ctx: Context, url: str) -> None:
     """Go back to the generated summary of the article at URL."""
-    from digest.state import open_state
+    from digest.pipeline import edit_summary
 
-    with open_state(ctx.config) as state:
-        cleared = state.editorial.clear_summary_edit(url)
-    click.echo(f"{'generated summary restored' if cleared else 'no edit to clear'}: {url}")
+    article = edit_summary(ctx.config, url, None)
+    click.echo(f"generated summary restored: {article}")
 
 
 @summary.command("list")

@@ -27,10 +27,10 @@ def subscribers() -> None:
 def _list(ctx: Context) -> Iterator[SubscriberRecords]:
     from digest.clock import utc_now
     from digest.state import open_state
-    from digest.subscribers import sync_file
+    from digest.subscribers import read_subscriber_file
 
     with open_state(ctx.config) as state:
-        sync_file(state.subscribers, ctx.config.subscribers_path, utc_now())
+        read_subscriber_file(ctx.config, state.subscribers, utc_now())
         yield state.subscribers
 
 
@@ -93,6 +93,9 @@ def subscribers_import(ctx: Context, csv_file: Path, reactivate: bool) -> None:
         result = import_csv(records, csv_file, utc_now(), reactivate=reactivate)
     for problem in result.skipped:
         click.echo(f"warning: {problem}", err=True)
+    from digest.subscribers import DELIMITERS
+
+    click.echo(f"read {csv_file} as {DELIMITERS[result.delimiter]}-separated values")
     click.echo(f"imported: {result.added} added, {result.updated} updated, "
                f"{len(result.skipped)} skipped, {result.suppressed} left suppressed")
 
@@ -119,6 +122,8 @@ def subscribers_export(ctx: Context, out: Path | None) -> None:
 @pass_context
 def subscribers_show(ctx: Context, email: str) -> None:
     """Everything stored about one person."""
+    from digest.cli.present import when
+
     with _list(ctx) as records:
         found = records.show(email)
     if found is None:
@@ -127,13 +132,13 @@ def subscribers_show(ctx: Context, email: str) -> None:
     if row:
         click.echo(f"email:       {row.email}\nname:        {row.name}\n"
                    f"status:      {row.status}\nformat:      {row.format}\n"
-                   f"subscribed:  {row.subscribed_at}\nupdated:     {row.updated_at}")
+                   f"subscribed:  {when(row.subscribed_at)}\nupdated:     {when(row.updated_at)}")
     click.echo(f"suppressed:  {'yes' if found.suppressed else 'no'}")
     for event in found.events:
-        click.echo(f"event:       {event.at}  {event.status:<12} {event.cause}")
+        click.echo(f"event:       {when(event.at)}  {event.status:<12} {event.cause}")
     for delivery in found.deliveries:
-        click.echo(f"digest:      {delivery.digest_id}  {delivery.status}  "
-                   f"{delivery.updated_at}")
+        click.echo(f"digest:      {delivery.digest_id}  {delivery.status:<11} "
+                   f"{when(delivery.updated_at)}")
 
 
 @subscribers.command("forget")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -35,6 +36,11 @@ def print_report(report: RunReport) -> None:
         click.echo(line)
 
 
+def when(moment: datetime | None) -> str:
+    """A stored time for people: in UTC, and saying so."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if moment else "never"
+
+
 def print_if_resumed(report: RunReport) -> None:
     """The report of a resume, when it finished a digest."""
     if report.resumed_digest_id is not None:
@@ -44,8 +50,8 @@ def print_if_resumed(report: RunReport) -> None:
 def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
     """`digest status` as text."""
     data = status.as_json()
-    upcoming = data["next_run"]
-    lines = [f"next run:    {upcoming['local']} ({upcoming['utc']})" if upcoming
+    lines = [f"next run:    {status.next_run:%Y-%m-%d %H:%M} {status.timezone} (local), "
+             f"{status.next_run.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if status.next_run
              else "next run:    none (check [schedule] cron)"]
     lines += _digest_lines(data["digests"]) + [_run_line(run) for run in status.runs]
     for label, when in (("last gather", status.health.last_gather_at),
@@ -94,6 +100,15 @@ def _mark_lines(status: StatusReport) -> list[str]:
     if status.approval:
         lines.append(f"approved:    by {status.approval.by} at "
                      f"{status.approval.at:%Y-%m-%d %H:%M} UTC, for the next scheduled digest")
+    upcoming = status.health.next_digest
+    last = upcoming.last_approval if upcoming else None
+    if last and last.used_at:
+        lines.append(f"last approval: by {last.by} at {last.at:%Y-%m-%d %H:%M} UTC, used by "
+                     f"digest {last.used_digest_id} at {last.used_at:%Y-%m-%d %H:%M} UTC")
+    if upcoming is not None:
+        lines.append(f"next digest: {upcoming.entries_waiting} listed entr"
+                     f"{'y' if upcoming.entries_waiting == 1 else 'ies'} not yet in a digest"
+                     + ("" if status.approval or not status.hold else ", on hold"))
     return lines
 
 

@@ -134,6 +134,10 @@ class DeliverySettings:
                               non_negative)
     deferred_lifetime_hours: float = key(48.0, "Deferred deliveries give up after this long "
                                           "as failed (expired).", positive)
+    unconfirmed_retries: int = key(1, "Resends of a message whose connection was lost after it "
+                                   "went out and before the server answered (it may have "
+                                   "arrived); then it is recorded as sent, unconfirmed. 0: "
+                                   "never resend.", non_negative)
     bounce_after: int = key(2, "Hard failures (5xx) after which an address is marked "
                              "bounced.", positive)
     pause_after_failures: int = key(50, "Consecutive failed or deferred deliveries that "

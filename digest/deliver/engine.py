@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.deliver import Transport
-from digest.errors import DeliveryError, TransportError
+from digest.errors import DeliveryError, TransportError, UnknownOutcome
 from digest.models import Recipient
 from digest.progress import Advance, progress
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+CONTENT_REFUSALS_TO_STOP = 5
 
 
 class RateLimiter:
@@ -68,10 +69,11 @@ class RateLimiter:
 class Outcome:
     """What happened to one recipient."""
 
-    status: str  # sent | failed | deferred | skipped
+    status: str  # sent | failed | deferred | skipped | unconfirmed
     reply: str
     code: int | None
     attempts: int
+    content: bool = False  # refused for the message's content, not for its recipient
 
 
 @dataclass
@@ -82,16 +84,27 @@ class Tally:
     failed: int = 0
     deferred: int = 0
     skipped: int = 0
+    unconfirmed: int = 0
+    content_refusals: int = 0
+    content_reason: str = ""  # what the relay said when it refused the content
     failures_in_a_row: int = 0
     fatal: TransportError | None = None
     crash: BaseException | None = None  # a bug or a database error in a sending thread
     paused: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, status: str, pause_after: int) -> bool:
-        """Count an outcome; True when the run should pause (too many failures in a row)."""
+    def add(self, outcome: Outcome, pause_after: int) -> bool:
+        """Count an outcome; True when the run should stop: too many failures in a row, or
+        the relay refusing the content of every message so far (the digest itself is
+        wrong: no point in offering it to the rest of the list)."""
+        status = outcome.status
         with self.lock:
             setattr(self, status, getattr(self, status) + 1)
+            if outcome.content:
+                self.content_refusals += 1
+                self.content_reason = self.content_reason or outcome.reply
+                if self.sent == 0 and self.content_refusals >= CONTENT_REFUSALS_TO_STOP:
+                    return True
             if status == "sent":
                 self.failures_in_a_row = 0
             elif status in ("failed", "deferred"):
@@ -123,6 +136,7 @@ class SendPlan:
     connections: int = 2
     max_per_connection: int = 1000
     attempts: int = 3
+    unconfirmed_retries: int = 1  # resends after a connection lost before the server's answer
     retry_delay: float = 1.0
     pause_after: int = 50
     limiter: RateLimiter = field(default_factory=RateLimiter)
@@ -209,9 +223,13 @@ class _Worker:
         self.advance(1, **{outcome.status: 1})
         if outcome.status != "sent":
             log.warning("delivery to %s %s: %s", recipient.email, outcome.status, outcome.reply)
-        if self.tally.add(outcome.status, self.plan.pause_after):
-            log.error("%d failed or deferred deliveries in a row: pausing this digest "
-                      "(`digest resume` continues it)", self.plan.pause_after)
+        if self.tally.add(outcome, self.plan.pause_after):
+            if self.tally.content_refusals and not self.tally.sent:
+                log.error("the relay refused the content of every message so far: stopping")
+            else:
+                self.tally.paused = True
+                log.error("%d failed or deferred deliveries in a row: pausing this digest "
+                          "(`digest resume` continues it)", self.plan.pause_after)
             self.halt.set()
 
     def _ensure_open(self) -> None:
@@ -223,6 +241,7 @@ class _Worker:
 
     def _send(self, recipient: Recipient, prepared: Prepared, utf8: bool) -> Outcome:
         reply, code = "", None
+        unknown = 0
         for attempt in range(1, self.plan.attempts + 1):
             if attempt > 1:
                 self._pause_before_retry(attempt)
@@ -236,7 +255,16 @@ class _Worker:
             except DeliveryError as exc:
                 reply, code = str(exc), exc.code
                 if exc.permanent:
-                    return Outcome("failed", reply, code, attempt)
+                    return Outcome("failed", reply, code, attempt, content=exc.content)
+            except UnknownOutcome as exc:
+                # It may have been taken: resend at most unconfirmed_retries times, then
+                # leave it recorded as sent but unconfirmed rather than risk more copies.
+                self.transport.close()
+                self.on_this_connection = 0
+                unknown += 1
+                if unknown > self.plan.unconfirmed_retries:
+                    return Outcome("unconfirmed", str(exc), None, attempt)
+                reply, code = str(exc), None
             except TransportError as exc:
                 if exc.fatal:
                     raise

@@ -21,7 +21,7 @@ from digest.clock import Clock
 from digest.config import Config
 from digest.deliver import Transport
 from digest.deliver.engine import Outcome, Prepared, RateLimiter, SendPlan, send_all
-from digest.errors import ConfigError, TransportError
+from digest.errors import ConfigError, ContentRejected, TransportError
 from digest.keys import signing_key
 from digest.message import Envelope, dkim_signer, sender_domain
 from digest.models import Recipient
@@ -46,6 +46,7 @@ class SendOutcome:
     remaining: int
     skipped: int = 0
     paused: bool = False
+    unconfirmed: int = 0
 
 
 def envelope(config: Config, key: bytes | None = None) -> Envelope:
@@ -85,6 +86,11 @@ def unsubscribe_link(config: Config, key: bytes, token_id: str) -> str:
     return f"{config.email.base_url.rstrip('/')}/unsubscribe/{unsubscribe_token(key, token_id)}"
 
 
+def _reply_text(reply: str) -> str:
+    """The server's words from a refusal message ('…: DATA refused: 500 Line too long')."""
+    return reply.split(" refused: ", 1)[-1]
+
+
 def sender_id() -> str:
     """This sending process, as lease owner: host, PID and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -117,6 +123,7 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
         make_transport=make_transport, message_for=sending.message_for,
         record=sending.record, still_wanted=sending.still_wanted, connections=s.connections,
         max_per_connection=s.max_per_connection, attempts=d.retry_attempts,
+        unconfirmed_retries=d.unconfirmed_retries,
         retry_delay=d.retry_delay, pause_after=d.pause_after_failures,
         limiter=limiter, stop=stop_requested, now=clock)
     heart.start()
@@ -127,6 +134,13 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
         sending.close()
         ledger.release_leases(sending.owner)
         ledger.unregister_sender(sending.owner)
+    if tally.content_refusals and not (tally.sent or tally.unconfirmed):
+        ledger.reject_digest(stored.id, tally.content_reason, clock())
+        raise ContentRejected(
+            f"digest {stored.id} not sent: the relay refused its content ("
+            f"{_reply_text(tally.content_reason)}); nothing was marked sent, its articles are "
+            "new again and no address was marked bounced; fix what the relay objects to, "
+            "then run again")
     if tally.paused:
         ledger.set_digest_status(stored.id, "paused")
     else:
@@ -136,7 +150,8 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
         raise TransportError(f"{tally.fatal}; digest {stored.id}: {counts.unsent} deliveries "
                              "still pending, `digest run` or `digest resume` sends them")
     return SendOutcome(sent=tally.sent, failed=tally.failed, deferred=tally.deferred,
-                       skipped=tally.skipped, remaining=counts.unsent, paused=tally.paused)
+                       skipped=tally.skipped, remaining=counts.unsent, paused=tally.paused,
+                       unconfirmed=tally.unconfirmed)
 
 
 class _Sending:
@@ -193,7 +208,8 @@ class _Sending:
         self._thread().writer.mark(recipient.delivery_id, status=outcome.status,
                                    reply=outcome.reply, code=outcome.code,
                                    attempts=outcome.attempts, now=self.clock())
-        if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600:
+        if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600 \
+                and not outcome.content:
             self._bounce_if_due(recipient.email, outcome.reply)
 
     def _bounce_if_due(self, email: str, reply: str) -> None:

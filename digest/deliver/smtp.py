@@ -8,8 +8,25 @@ import smtplib
 import ssl
 
 from digest.config import SmtpSettings
-from digest.errors import DeliveryError, TransportError
+from digest.errors import DeliveryError, TransportError, UnknownOutcome
 from digest.urls import is_loopback_host
+
+# Enhanced status codes (RFC 3463) that blame the message, not where it is going:
+# 5.3.4 too big, 5.5.x protocol (line too long), 5.6.x content.
+CONTENT_STATUS = re.compile(r"\b5\.(3\.4|5\.\d{1,3}|6\.\d{1,3})\b")
+RECIPIENT_STATUS = re.compile(r"\b5\.[12]\.\d{1,3}\b")
+CONTENT_WORDS = re.compile(r"line too long|too (big|large)|size|content|syntax", re.I)
+
+
+def _about_the_content(code: int, text: str) -> bool:
+    """Whether a refusal at DATA is about the message (which every copy shares): 500
+    (syntax, line length), a 552 that says the message is too big, a 554 that does not
+    name the mailbox."""
+    if RECIPIENT_STATUS.search(text):
+        return False
+    if code == 500:
+        return True
+    return code in (552, 554) and bool(CONTENT_STATUS.search(text) or CONTENT_WORDS.search(text))
 
 
 class SmtpTransport:
@@ -21,6 +38,7 @@ class SmtpTransport:
         self._password = password
         self._ca_file = ca_file
         self._smtp: smtplib.SMTP | None = None
+        self._body_sent = False
 
     @property
     def is_open(self) -> bool:
@@ -93,6 +111,7 @@ class SmtpTransport:
         if utf8:
             options += " SMTPUTF8"
         smtp.command_encoding = "utf-8" if utf8 else "ascii"  # what smtplib's mail() sets
+        self._body_sent = False
         try:
             if smtp.has_extn("pipelining"):
                 code, reply = self._pipelined(smtp, sender, recipient, message, options)
@@ -107,6 +126,9 @@ class SmtpTransport:
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
             _close_quietly(self._smtp)
             self._smtp = None
+            if self._body_sent:
+                raise UnknownOutcome(f"{self.where}: connection lost after the message was "
+                                     f"sent and before the server answered ({exc})") from None
             raise TransportError(f"{self.where}: connection lost ({exc})", fatal=False) from None
         return f"{code} {_text(reply)}"
 
@@ -122,7 +144,14 @@ class SmtpTransport:
         if code not in (250, 251):
             self._reset()
             raise _refusal(recipient, "RCPT TO", code, reply)
-        return _data(smtp, message)
+        # DATA by hand: the message already has CRLF line endings, and smtplib.data() runs
+        # two regular expressions over every 35 KB digest, most of its cost per message.
+        code, reply = _command(smtp, "data", "")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        smtp.send(_stuffed(message) + b".\r\n")
+        self._body_sent = True
+        return smtp.getreply()
 
     def _pipelined(self, smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes,
                    options: str) -> tuple[int, bytes]:
@@ -132,6 +161,7 @@ class SmtpTransport:
         (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
         if mail_code == 250 and rcpt_code in (250, 251) and data_code == 354:
             smtp.send(_stuffed(message) + b".\r\n")
+            self._body_sent = True
             return smtp.getreply()
         if data_code == 354:  # refused sender or recipient, yet DATA open: send nothing
             smtp.send(b".\r\n")
@@ -165,17 +195,6 @@ def _command(smtp: smtplib.SMTP, name: str, argument: str) -> tuple[int, bytes]:
     return smtp.getreply()
 
 
-def _data(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
-    """DATA for a message that already has CRLF line endings (EmailMessage with policy
-    SMTP): dot-stuffing only when a line starts with a dot. smtplib.data() runs two regular
-    expressions over every 35 KB digest, most of its cost per message."""
-    code, reply = _command(smtp, "data", "")
-    if code != 354:
-        raise smtplib.SMTPDataError(code, reply)
-    smtp.send(_stuffed(message) + b".\r\n")
-    return smtp.getreply()
-
-
 def _stuffed(message: bytes) -> bytes:
     """The message with leading dots doubled and a final CRLF, ready for the closing dot."""
     if message.startswith(b".") or b"\n." in message:
@@ -192,9 +211,11 @@ def _refusal(recipient: str, stage: str, code: int, reply: bytes | str) -> Deliv
     if code == 421:  # the server is closing the connection: a new one may do better
         raise TransportError(f"{recipient}: {stage}: {code} {_text(reply)} (server closing "
                              "the connection)", fatal=False)
-    permanent = 500 <= code < 600 and code != 552  # RFC 5321: 552 is treated as temporary
+    content = "DATA" in stage and _about_the_content(code, _text(reply))
+    # RFC 5321 treats 552 as temporary, unless it says the message itself is too big.
+    permanent = 500 <= code < 600 and (code != 552 or content)
     return DeliveryError(f"{recipient}: {stage} refused: {code} {_text(reply)}",
-                         permanent=permanent, code=code)
+                         permanent=permanent, code=code, content=content)
 
 
 def _text(reply: bytes | str) -> str:

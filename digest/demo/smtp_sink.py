@@ -42,6 +42,7 @@ class _Keeper:
         self.drop_every = drop_every
         self._hang_up: set[int] = set()
         self.messages: list[Received] = []
+        self.attempts: list[Received] = []  # every message offered, refused ones too
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
 
@@ -63,6 +64,7 @@ class _Keeper:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:
+            self.attempts.append(received)
             number = next(self._counter)
             reply = self.answer(number, received.recipients[0])
             if not reply.startswith("250"):
@@ -99,6 +101,11 @@ class SmtpSink:
     @property
     def messages(self) -> list[Received]:
         return list(self._keeper.messages)
+
+    @property
+    def attempts(self) -> list[Received]:
+        """Every message the server was offered, the ones it refused included."""
+        return list(self._keeper.attempts)
 
     def start(self) -> SmtpSink:
         """Start listening (once); OSError when the port is taken."""

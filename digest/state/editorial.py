@@ -283,6 +283,18 @@ def mark_edits_sent(conn: Connection, urls: Sequence[str], digest_id: int) -> No
                  .values(digest_id=digest_id))
 
 
+def release_edits(conn: Connection, digest_id: int) -> None:
+    """A refused digest's articles are the next digest's again, with their edits."""
+    conn.execute(update(summary_edits).where(summary_edits.c.digest_id == digest_id)
+                 .values(digest_id=None))
+
+
+def reopen_marks(conn: Connection, digest_id: int) -> None:
+    """The note and approval a refused digest used are in force again."""
+    conn.execute(update(editorial_marks).where(editorial_marks.c.used_digest_id == digest_id)
+                 .values(used_at=None, used_digest_id=None))
+
+
 def _sid_hash(sid: str) -> str:
     return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -24,7 +24,8 @@ from digest.state.schema import deliveries, digest_articles, digests, senders
 from digest.subscribers import address_key
 
 UNSENT = ("pending", "deferred")
-STATUSES = ("pending", "sent", "failed", "deferred", "skipped")
+REJECTED = "rejected"  # the relay refused the digest's content; its articles are new again
+STATUSES = ("pending", "sent", "failed", "deferred", "skipped", "unconfirmed")
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,12 @@ class DeliveryCounts:
     failed: int = 0
     deferred: int = 0
     skipped: int = 0
+    unconfirmed: int = 0  # the connection was lost before the server confirmed it
 
     @property
     def total(self) -> int:
-        return self.pending + self.sent + self.failed + self.deferred + self.skipped
+        return (self.pending + self.sent + self.failed + self.deferred + self.skipped
+                + self.unconfirmed)
 
     @property
     def unsent(self) -> int:
@@ -94,6 +97,7 @@ class Created(Enum):
     """Why create_digest wrote nothing (a digest id means it did)."""
 
     NO_RECIPIENTS = "no recipients"
+    NO_ARTICLES = "no articles"
     SLOT_TAKEN = "slot taken"
 
 
@@ -112,7 +116,9 @@ class Ledger:
         """Commit a digest, its articles and one pending delivery per recipient, atomically,
         each with the Message-ID its message will carry. Nothing is written when there is no
         recipient, or when the scheduled slot already has its digest: the answer says
-        which."""
+        which. A digest without articles is never written."""
+        if not articles:
+            return Created.NO_ARTICLES
         with self.db.begin() as conn:
             try:
                 digest_id = conn.execute(insert(digests).values(
@@ -126,7 +132,6 @@ class Ledger:
                     {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
                      "source_name": a.source_name} for i, a in enumerate(articles)])
             editorial.mark_edits_sent(conn, [a.url for a in articles], digest_id)
-            sources.forget_listed(conn, [u for a in articles for u in (a.url, a.feed_url) if u])
             added = 0
             for batch in _batches(recipients, 1000):
                 conn.execute(self.db.insert_ignoring_duplicates(deliveries), [
@@ -173,8 +178,24 @@ class Ledger:
         with self.db.begin() as conn:
             conn.execute(update(digests).where(digests.c.id == digest_id)
                          .values(status="sent", finished_at=now))
+            # Its articles are sent: the entries kept for them are done with.
+            urls = select(digest_articles.c.url).where(digest_articles.c.digest_id == digest_id)
+            sources.forget_listed(conn, [row.url for row in conn.execute(urls)])
         return True
 
+    def reject_digest(self, digest_id: int, reason: str, now: datetime) -> None:
+        """The relay refused the digest itself (its content), not its recipients: it stops,
+        its articles are new again (and their edits editable), its slot free, and its
+        deliveries, kept as they were answered, count as nobody's bounce."""
+        with self.db.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == digest_id).values(
+                status=REJECTED, finished_at=now, slot=None))
+            conn.execute(update(deliveries).where(
+                deliveries.c.digest_id == digest_id, deliveries.c.status.in_(UNSENT)).values(
+                status="skipped", reply=f"not sent: {reason}", lease_owner=None,
+                lease_until=None))
+            editorial.release_edits(conn, digest_id)
+            editorial.reopen_marks(conn, digest_id)
     def digest_for_slot(self, slot: datetime) -> int | None:
         """The digest built for a scheduled slot, if there is one."""
         with self.db.connect() as conn:
@@ -202,6 +223,15 @@ class Ledger:
         return [DigestArticle(row.position, row.url, row.title, row.source_name)
                 for row in rows]
 
+    def digest_of(self, url: str) -> int | None:
+        """The digest an article went out in, if any (a refused digest does not count)."""
+        with self.db.connect() as conn:
+            found = conn.execute(select(digest_articles.c.digest_id).where(
+                digest_articles.c.url == url, digest_articles.c.digest_id.in_(
+                    select(digests.c.id).where(digests.c.status != REJECTED)))
+                .limit(1)).scalar()
+        return int(found) if found is not None else None
+
     def sent_urls(self, urls: Iterable[str]) -> set[str]:
         """The URLs among these that were already in a digest."""
         wanted = list(dict.fromkeys(urls))
@@ -209,8 +239,9 @@ class Ledger:
         with self.db.connect() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                rows = conn.execute(select(digest_articles.c.url)
-                                    .where(digest_articles.c.url.in_(chunk)))
+                rows = conn.execute(select(digest_articles.c.url).where(
+                    digest_articles.c.url.in_(chunk), digest_articles.c.digest_id.in_(
+                        select(digests.c.id).where(digests.c.status != REJECTED))))
                 found.update(row.url for row in rows)
         return found
 
@@ -240,10 +271,13 @@ class Ledger:
         return int(expired.rowcount)
 
     def hard_failures(self, email: str) -> int:
-        """How many deliveries to this address ended in a 5xx reply."""
+        """How many deliveries to this address ended in a 5xx reply (a digest the relay
+        refused for its content counts for nobody)."""
         with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(deliveries).where(
                 deliveries.c.email_key == address_key(email), deliveries.c.status == "failed",
+                deliveries.c.digest_id.in_(select(digests.c.id)
+                                           .where(digests.c.status != REJECTED)),
                 deliveries.c.code >= 500, deliveries.c.code < 600)).scalar_one())
 
     def deliveries_to(self, key: str) -> list[Delivery]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from digest.models import FeedEntry
 from digest.state.db import Database, maybe_utc
-from digest.state.schema import digest_articles, source_entries, source_state
+from digest.state.schema import digest_articles, digests, source_entries, source_state
 
 FAILING_AFTER = 3
 
@@ -98,12 +98,23 @@ class SourceMemory:
 
     def remembered_entries(self, source_url: str) -> list[FeedEntry]:
         """Entries kept for a source whose URL has not been in a digest yet."""
-        sent = select(digest_articles.c.url)
+        sent = select(digest_articles.c.url).where(digest_articles.c.digest_id.in_(
+            select(digests.c.id).where(digests.c.status != "rejected")))
         with self.db.connect() as conn:
             rows = conn.execute(select(source_entries.c.entry).where(
                 source_entries.c.source_url == source_url,
                 source_entries.c.url.not_in(sent)).order_by(source_entries.c.first_seen)).all()
         return [_entry_from_json(row.entry) for row in rows]
+
+    def waiting_count(self) -> int:
+        """How many listed entries (of any source) have been in no digest yet."""
+        from sqlalchemy import func
+
+        sent = select(digest_articles.c.url).where(digest_articles.c.digest_id.in_(
+            select(digests.c.id).where(digests.c.status != "rejected")))
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count(source_entries.c.url.distinct())).where(
+                source_entries.c.url.not_in(sent))).scalar() or 0)
 
     def forget_entries_before(self, cutoff: datetime) -> None:
         """Drop kept entries first seen before the cutoff (they are no longer news)."""

@@ -11,6 +11,7 @@ import jinja2
 from flask import Response, current_app, make_response, session
 
 from digest.config import Config
+from digest.slots import cadence
 from digest.state import State
 from digest.web.security import RateLimit, csrf_token
 
@@ -48,6 +49,8 @@ class WebContext:
         """A page from templates/web/, with the CSRF token its forms need."""
         body = self.pages.get_template(name).render(
             title=self.config.digest.title, postal_address=self.config.email.postal_address,
+            cadence=cadence(self.config.schedule.cron)[0],
+            category=self.config.digest.category,
             csrf_token=csrf_token(self.key, self.csrf_binding()), **context)
         response = make_response(body, status)
         response.headers["Content-Type"] = "text/html; charset=utf-8"

@@ -18,7 +18,7 @@ from digest import editorial, pipeline
 from digest.clock import utc_now
 from digest.errors import DigestError, EditorialError, SubscriberError
 from digest.slots import next_fire_after
-from digest.subscribers import sync_file
+from digest.subscribers import read_subscriber_file
 from digest.web.archive import public_html, recent_digests, stored_digest
 from digest.web.context import WebContext, web
 from digest.web.desk import DraftDesk
@@ -27,6 +27,7 @@ from digest.web.security import DESK_CSP, EMAIL_CSP, require_csrf
 log = logging.getLogger(__name__)
 
 _DUMMY_HASH = generate_password_hash("not a password of anyone's")
+FEW_ARTICLES = 3  # fewer than this and the desk warns before approving or testing
 
 desk_pages = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -88,11 +89,12 @@ def editor_only(view: Callable[..., Response]) -> Callable[..., Response]:
 
 
 def back(message: str = "", error: str = "") -> Response:
-    """To the desk, with a notice."""
+    """To the desk, with a notice, at the article acted on (the page does not jump)."""
     session["flash"] = {"message": message, "error": error}
     view = request.args.get("view", "")
     target = "/editor/?view=phone" if view == "phone" else "/editor/"
-    return redirect(target + "#top")  # type: ignore[return-value]
+    at = request.form.get("at", "")
+    return redirect(target + (f"#a-{at}" if at.isdigit() else "#top"))  # type: ignore[return-value]
 
 
 @desk_pages.get("/login")
@@ -145,13 +147,15 @@ def next_digest() -> Response:
         draft = desk().draft()
     except DigestError as exc:
         return page("editor/desk.html", 500, draft=None, problem=str(exc), **_marks())
-    sync_file(w.state.subscribers, w.config.subscribers_path, utc_now())
+    read_subscriber_file(w.config, w.state.subscribers, utc_now())
     included = {item.article.url for item in draft.digest.items}
     edits = w.state.editorial.article_edits()
     flash = session.pop("flash", None) or {}
+    spam = next((c for c in draft.checks.checks if c.name == "spam"), None)
     return page(
         "editor/desk.html", draft=draft, digest=draft.digest, subject=draft.rendered.subject,
-        preheader=draft.digest.preheader,
+        preheader=draft.digest.preheader, few=0 < len(draft.digest.items) < FEW_ARTICLES,
+        spam_line=spam.detail if spam is not None and spam.status in ("ok", "skipped") else "",
         warnings=[line for c, line in zip(draft.checks.checks, draft.checks.lines(),
                                           strict=True) if c.status not in ("ok", "skipped")],
         size=len(draft.rendered.html.encode("utf-8")),
@@ -169,7 +173,26 @@ def _marks() -> dict[str, Any]:
     note = w.state.editorial.note()
     return {"note": note.text if note else "", "hold": w.state.editorial.hold(),
             "approval": w.state.editorial.approval(), "waiting": w.state.editorial.waiting(),
+            "last_approval": w.state.editorial.last_used_approval(),
             "require_approval": w.config.schedule.require_approval}
+
+
+@desk_pages.get("/desk.js")
+def desk_script() -> Response:
+    pages = web().pages
+    assert pages.loader is not None
+    response = make_response(pages.loader.get_source(pages, "editor/desk.js")[0])
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "max-age=300"
+    return response
+
+
+@desk_pages.post("/withdraw")
+@editor_only
+def withdraw() -> Response:
+    withdrawn = editorial.withdraw(web().state, utc_now())
+    return back(message="Approval withdrawn: the next scheduled digest needs a new one."
+                if withdrawn else "There was no approval to withdraw.")
 
 
 @desk_pages.get("/draft.html")
@@ -217,6 +240,8 @@ def send_test() -> Response:
     address = request.form.get("address", "").strip() or \
         _editor_email(str(session["editor"]))
     draft = desk().draft()
+    if not draft.digest.items:
+        return back(error="The draft has no articles: there is nothing to test yet.")
     try:
         reply, _ = pipeline.send_test(web().config, address, rendered=draft.rendered,
                                       articles=len(draft.digest.items))

@@ -66,7 +66,9 @@ def unsubscribe_page(token: str) -> Response:
         return _invalid_link()
     if link.test_send:
         return _test_send_link()
-    return w.page("unsubscribe.html", token=token)
+    row = link.row
+    return w.page("unsubscribe.html", token=token, email=row.email if row else "",
+                  already=row is None or row.status not in ("active", "pending"))
 
 
 @public.post("/unsubscribe/<token>")
@@ -86,8 +88,9 @@ def unsubscribe(token: str) -> Response:
                        else "unsubscribe page", utc_now())
     if one_click:
         return Response("Unsubscribed.\n", 200, mimetype="text/plain")
+    who = link.row.email if link.row else "This address"
     return w.page("message.html", heading="You are unsubscribed",
-                  text=f"You will not receive {w.config.digest.title} any more.")
+                  text=f"{who} will not receive {w.config.digest.title} any more.")
 
 
 @public.get("/healthz")

@@ -19,7 +19,7 @@ from flask import Response, abort, g, request
 CSRF_COOKIE = "digest_csrf"
 PAGE_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-DESK_CSP = PAGE_CSP + "; frame-src 'self'"
+DESK_CSP = PAGE_CSP + "; frame-src 'self'; script-src 'self'; connect-src 'self'"
 # The email itself (desk preview, archive): its own remote images may load, nothing else;
 # scripts never run.
 EMAIL_CSP = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
