@@ -135,9 +135,9 @@ def article_region(doc: lxml.html.HtmlElement,
     """The deepest element that holds most of the body paragraphs (the likeliest body
     container when they are not found on the page)."""
     keys = {_match_key(p) for p in paragraphs if len(p) >= 20}
-    matched = [el for el in doc.iter("p", "li", "blockquote", "pre", "td", "dd", "div", "span")
-               if not (el.tag in ("div", "span") and _has_block_child(el))
-               and _match_key(text_of(el)) in keys] if keys else []
+    matched = [el for el in doc.iter("p", "li", "blockquote", "pre", "td", "dd", "div")
+               if not (el.tag == "div" and _has_block_child(el))
+               and _match_key(el.text_content()) in keys] if keys else []
     if not matched:
         return body_container(doc)
     depth: dict[lxml.html.HtmlElement, int] = {}

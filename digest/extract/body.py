@@ -19,13 +19,15 @@ from digest.extract.text import (
     PHOTO_CREDIT,
     Block,
     normalise_space,
+    select,
     text_of,
+    xpath_of,
 )
 
-BODY_SELECTORS = (
+BODY_SELECTORS = tuple(xpath_of(css) for css in (
     "article .entry-content", ".entry-content", ".post-content", ".article-body",
     "[itemprop=articleBody]", "article", "main", "body",
-)
+))
 BOILERPLATE_CLASS = re.compile(
     r"share|sharing|social|related|comment|respond|newsletter|subscribe|signup|cookie|consent|"
     r"also-read|sidebar|widget|advert|promo|author-box|breadcrumb|post-nav|navigation|popup",
@@ -67,7 +69,7 @@ def own_blocks(doc: lxml.html.HtmlElement) -> list[Block]:
 def body_container(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """The first element that looks like the article's body, or the whole page."""
     for selector in BODY_SELECTORS:
-        found = doc.cssselect(selector)
+        found = select(doc, selector)
         if found:
             return found[0]
     return doc
@@ -93,7 +95,7 @@ def _trafilatura_blocks(doc: lxml.html.HtmlElement, url: str) -> list[Block]:
     # Handed a tree, trafilatura works on a copy of it and parses nothing itself.
     document = trafilatura.bare_extraction(doc, url=url or None, include_comments=False,
                                            include_tables=True, include_images=False,
-                                           with_metadata=False)
+                                           with_metadata=False, fast=True)
     body = getattr(document, "body", None)
     if body is None:
         return []

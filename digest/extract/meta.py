@@ -15,7 +15,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import lxml.html
 import trafilatura
 
-from digest.extract.text import normalise_space, text_of
+from digest.extract.text import normalise_space, select, text_of, xpath_of
 
 ELLIPSIS = re.compile(r"(\.\.\.|…|\[\s*(\.\.\.|…)\s*\])$")
 SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ", " • ", " » ", ": ")
@@ -26,9 +26,10 @@ CHROME_TITLE = re.compile(
     r"|just a moment|welcome( to .*)?|privacy policy|cookie (policy|settings)|error \d+|\d{3})$",
     re.IGNORECASE,
 )
-ARTICLE_H1 = ("article h1", "[itemprop=articleBody] h1", "main h1", "h1[itemprop=headline]",
-              "h1.entry-title", "h1.post-title", "h1.article-title", "h1.headline",
-              "[role=main] h1")
+ARTICLE_H1 = tuple(xpath_of(css) for css in (
+    "article h1", "[itemprop=articleBody] h1", "main h1", "h1[itemprop=headline]",
+    "h1.entry-title", "h1.post-title", "h1.article-title", "h1.headline", "[role=main] h1"))
+STANDFIRST = xpath_of(".standfirst, .entry-excerpt, .article-dek, .deck")
 ARTICLE_TYPES = re.compile(r"article|posting|report|blog", re.IGNORECASE)
 SRCSET_DESCRIPTOR = re.compile(r"^(\d+(\.\d+)?)([wxh])$", re.IGNORECASE)
 QUOTED_SRCSET = re.compile(r"%20\d+(\.\d+)?[wx](%2C|,)", re.IGNORECASE)
@@ -146,7 +147,7 @@ def page_titles(page: PageMeta, *, cheap: bool = False) -> Iterator[str]:
     for value in page.ld_values("headline", articles_only=True):
         yield normalise_space(str(value))
     for selector in ARTICLE_H1:
-        for el in page.doc.cssselect(selector)[:1]:
+        for el in select(page.doc, selector)[:1]:
             yield text_of(el)
     yield page.meta("twitter:title", "title", "headline")
     for el in page.doc.xpath("//head/title")[:1]:
@@ -240,7 +241,7 @@ def canonical_link(page: PageMeta) -> str:
 
 def standfirst(page: PageMeta) -> str:
     """The article's standfirst (dek), else the page's description."""
-    for el in page.doc.cssselect(".standfirst, .entry-excerpt, .article-dek, .deck"):
+    for el in select(page.doc, STANDFIRST):
         text = text_of(el)
         if text:
             return text

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lxml.html
+from lxml.cssselect import LxmlHTMLTranslator
 from lxml.etree import ParserError
 
 from digest.errors import ExtractError
@@ -82,3 +83,14 @@ def _pieces(el: lxml.html.HtmlElement) -> Iterator[str]:
     for child in el:
         yield from _pieces(child)
         yield child.tail or ""
+
+
+def xpath_of(selector: str) -> str:
+    """A CSS selector as an XPath string: translated once, evaluated per tree, so no compiled
+    selector object is shared between threads."""
+    return str(LxmlHTMLTranslator().css_to_xpath(selector))
+
+
+def select(el: lxml.html.HtmlElement, xpath: str) -> list[lxml.html.HtmlElement]:
+    """The elements an XPath (from xpath_of) finds below el."""
+    return [found for found in el.xpath(xpath) if isinstance(found, lxml.html.HtmlElement)]
