@@ -54,6 +54,9 @@ TIME_TOKEN = re.compile(
     r"|\b(updated|published|posted|last|modified|on|at|hours?|hrs?|minutes?|mins?|seconds?"
     r"|days?|weeks?|months?|years?|yesterday|today|[ap]\.?m\.?|[a-z]{1,2}[sd]t|gmt|utc|ist"
     r"|et|pt)\b|[|,·•:–—-]", re.IGNORECASE)
+PICTURE_CREDIT = re.compile(
+    r"\b(image|photo|picture|illustration|graphic|video|footage)s?( credits?)?\s*(:|by\b)"
+    r"|\bcc[ -]by\b|\b(getty images|shutterstock|ap photo|afp via getty|reuters/)", re.IGNORECASE)
 HEADLINE_LINK_WORDS = 4
 REGION_SHARE = 0.8
 
@@ -100,8 +103,9 @@ def attribution(doc: lxml.html.HtmlElement, paragraphs: Iterable[str] = (),
     sources: list[str] = []
     disclaimers: list[str] = []
     host = urlsplit(page_url).hostname or ""
-    for root in _search_roots(doc, paragraphs):
-        for line in _lines(root):
+    region = article_region(doc, paragraphs)
+    for root in _search_roots(region.root):
+        for line in _lines(root, region.body):
             kind, text = _candidate(line, root, host, page_url)
             if kind == "source":
                 sources.append(text)
@@ -120,18 +124,24 @@ def _best_source(lines: list[str]) -> str:
 # --- where the article is ----------------------------------------------------------------
 
 
-def _search_roots(doc: lxml.html.HtmlElement,
-                  paragraphs: Iterable[str]) -> Iterator[lxml.html.HtmlElement]:
+@dataclass(frozen=True)
+class Region:
+    """Where the article is: the element holding its paragraphs, and every element that
+    holds one of them (never page furniture, whatever its class says: 'read-more' …)."""
+
+    root: lxml.html.HtmlElement
+    body: frozenset[lxml.html.HtmlElement] = frozenset()
+
+
+def _search_roots(region: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
     """The element holding the article's paragraphs, then the siblings that follow it."""
-    region = article_region(doc, paragraphs)
     yield region
     for sibling in region.itersiblings():
         if isinstance(sibling.tag, str) and not is_chrome(sibling):
             yield sibling
 
 
-def article_region(doc: lxml.html.HtmlElement,
-                   paragraphs: Iterable[str]) -> lxml.html.HtmlElement:
+def article_region(doc: lxml.html.HtmlElement, paragraphs: Iterable[str]) -> Region:
     """The deepest element that holds most of the body paragraphs (the likeliest body
     container when they are not found on the page)."""
     keys = {_match_key(p) for p in paragraphs if len(p) >= 20}
@@ -139,7 +149,7 @@ def article_region(doc: lxml.html.HtmlElement,
                if not (el.tag == "div" and _has_block_child(el))
                and _match_key(el.text_content()) in keys] if keys else []
     if not matched:
-        return body_container(doc)
+        return Region(body_container(doc))
     depth: dict[lxml.html.HtmlElement, int] = {}
     counts: Counter[lxml.html.HtmlElement] = Counter()
     for el in matched:
@@ -148,7 +158,7 @@ def article_region(doc: lxml.html.HtmlElement,
             counts[ancestor] += 1
             depth[ancestor] = level
     enough = [el for el, n in counts.items() if n >= REGION_SHARE * len(matched)]
-    return max(enough, key=lambda el: depth[el])
+    return Region(max(enough, key=lambda el: depth[el]), frozenset(counts))
 
 
 def _match_key(text: str) -> str:
@@ -163,10 +173,11 @@ def _has_block_child(el: lxml.html.HtmlElement) -> bool:
 # --- lines ---------------------------------------------------------------------------------
 
 
-def _lines(root: lxml.html.HtmlElement) -> Iterator[Line]:
+def _lines(root: lxml.html.HtmlElement,
+           body: frozenset[lxml.html.HtmlElement]) -> Iterator[Line]:
     """The lines of an element as a reader sees them; chrome is a break and is not read."""
     current = Line(root)
-    for item in _walk(root, root, ""):
+    for item in _walk(root, root, "", body):
         if isinstance(item, Segment):
             current.segments.append(item)
             continue
@@ -177,13 +188,13 @@ def _lines(root: lxml.html.HtmlElement) -> Iterator[Line]:
         yield current
 
 
-def _walk(el: lxml.html.HtmlElement, block: lxml.html.HtmlElement,
-          link: str) -> Iterator[Segment | lxml.html.HtmlElement]:
+def _walk(el: lxml.html.HtmlElement, block: lxml.html.HtmlElement, link: str,
+          body: frozenset[lxml.html.HtmlElement]) -> Iterator[Segment | lxml.html.HtmlElement]:
     """Segments of text, and the block element a new line starts in at each line break."""
     tag = el.tag if isinstance(el.tag, str) else ""
     if not tag or tag in UNREAD_TAGS:
         return
-    if is_chrome(el) and el is not block:
+    if el is not block and el not in body and is_chrome(el):
         yield block
         return
     outer = block
@@ -196,7 +207,7 @@ def _walk(el: lxml.html.HtmlElement, block: lxml.html.HtmlElement,
         link = el.get("href", "")
     yield Segment(el.text or "", link, opens_inline=tag not in BLOCK_LEVEL)
     for child in el:
-        yield from _walk(child, block, link)
+        yield from _walk(child, block, link, body)
         yield Segment(child.tail or "", link)
     if block is not outer:
         yield outer
@@ -221,8 +232,12 @@ def _candidate(line: Line, root: lxml.html.HtmlElement, host: str,
                page_url: str) -> tuple[str, str]:
     """('source' | 'disclaimer' | '', the line as written)."""
     raw = line.raw
-    for start, mid_line in _label_starts(line):
-        match = (MID_LABEL if mid_line else LABEL).match(raw, start)
+    if PICTURE_CREDIT.search(raw):
+        return "", ""  # a picture's caption or credit, wherever the picture is
+    for start, mid_line, inline in _label_starts(line):
+        # in running text only "Source(s):" and "Disclaimer:" are labels; an inline element
+        # of its own (<em>Courtesy: JAXA</em>) or a line of its own may use any label
+        match = (MID_LABEL if mid_line and not inline else LABEL).match(raw, start)
         if not match:
             continue
         kind = "disclaimer" if match.group("label").lower() == "disclaimer" else "source"
@@ -235,18 +250,18 @@ def _candidate(line: Line, root: lxml.html.HtmlElement, host: str,
     return "", ""
 
 
-def _label_starts(line: Line) -> Iterator[tuple[int, bool]]:
-    """Where a label may start a line: its beginning, the start of an inline element
-    (<p>… <em>Source: X</em></p>), or after the end of a sentence."""
+def _label_starts(line: Line) -> Iterator[tuple[int, bool, bool]]:
+    """Where a label may start (offset, mid-line, at an inline element): the line's start,
+    the start of an inline element (<p>… <em>Source: X</em></p>), after a sentence."""
     raw = line.raw
-    yield len(raw) - len(raw.lstrip()), False
+    yield len(raw) - len(raw.lstrip()), False, False
     offset = 0
     for segment in line.segments:
         if segment.opens_inline and raw[:offset].strip():
-            yield offset + len(segment.text) - len(segment.text.lstrip()), True
+            yield offset + len(segment.text) - len(segment.text.lstrip()), True, True
         offset += len(segment.text)
     for match in MID_LINE.finditer(raw):
-        yield match.end(), True
+        yield match.end(), True, False
 
 
 def _acceptable(rest: str, short_enough: bool) -> bool:
@@ -294,9 +309,13 @@ def _in_furniture(block: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> 
         if any(m.tag in MEDIA for m in el.iterdescendants()) and \
                 len(text_of(el).split()) < CAPTION_WORDS:
             return True
+    return _follows_bare_image(block) and len(text_of(block).split()) < CAPTION_WORDS
+
+
+def _follows_bare_image(block: lxml.html.HtmlElement) -> bool:
+    """A short block right after an image that is not in a <figure> is its caption."""
     previous = block.getprevious()
     while previous is not None and not isinstance(previous.tag, str):
         previous = previous.getprevious()
-    # a <figure> holds its own caption; a bare image's caption is the block after it
     return previous is not None and previous.tag != "figure" and (previous.tag in MEDIA or (
         not text_of(previous) and any(m.tag in MEDIA for m in previous.iter())))
