@@ -130,10 +130,28 @@ def label_split(line: str) -> tuple[str, str]:
 
 Placement = Callable[[list[lxml.html.HtmlElement], str, str], tuple[str, str]]
 
+# After the last body paragraph; {sl}/{sr} are the source line's label and the rest
+# ({sr_} without its leading space), {dl}/{dr}/{dr_} the disclaimer line's.
+AFTER_LAST = {
+    "own_paragraph_end": "<p>{s}</p><p>{d}</p>",
+    "two_lines_one_paragraph": "<p>{s}<br/>\n{d}</p>",
+    "emphasised": "<p><em>{s}</em></p><p><i>{d}</i></p>",
+    "small_print": "<p><small>{s}</small></p><small>{d}</small>",
+    "quoted": "<blockquote><p>{s}</p></blockquote><blockquote>{d}</blockquote>",
+    "div_with_class": '<div class="article-source">{s}</div><div class="story-note">{d}</div>',
+    "after_rule": "<hr><p>{s}</p><hr/>{d}",
+    "strong_label": "<p><strong>{sl}</strong>{sr}</p><p><b>{dl}</b>{dr}</p>",
+    "non_breaking": "<p>{sl}&nbsp;{sr_}</p><p>{dl}&nbsp;&nbsp;{dr_}</p>",
+}
 
-def own_paragraph_end(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f"<p>{s}</p><p>{d}</p>")
-    return s, d
+
+def after_last(template: str) -> Placement:
+    def place(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
+        (sl, sr), (dl, dr) = label_split(s), label_split(d)
+        after(ps[-1], template.format(s=s, d=d, sl=sl, sr=sr, dl=dl, dr=dr, sr_=sr.strip(),
+                                      dr_=dr.strip()))
+        return s, d
+    return place
 
 
 def br_in_last_paragraph(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
@@ -141,54 +159,9 @@ def br_in_last_paragraph(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tup
     return s, d
 
 
-def two_lines_one_paragraph(ps: list[lxml.html.HtmlElement], s: str,
-                            d: str) -> tuple[str, str]:
-    after(ps[-1], f"<p>{s}<br/>\n{d}</p>")
-    return s, d
-
-
-def emphasised(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f"<p><em>{s}</em></p><p><i>{d}</i></p>")
-    return s, d
-
-
-def small_print(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f"<p><small>{s}</small></p><small>{d}</small>")
-    return s, d
-
-
-def quoted(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f"<blockquote><p>{s}</p></blockquote><blockquote>{d}</blockquote>")
-    return s, d
-
-
-def div_with_class(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f'<div class="article-source">{s}</div><div class="story-note">{d}</div>')
-    return s, d
-
-
-def after_rule(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    after(ps[-1], f"<hr><p>{s}</p><hr/>{d}")
-    return s, d
-
-
-def non_breaking(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    label, rest = label_split(s)
-    dlabel, drest = label_split(d)
-    after(ps[-1], f"<p>{label}&nbsp;{rest.strip()}</p><p>{dlabel}&nbsp;&nbsp;{drest.strip()}</p>")
-    return normalise_space(f"{label} {rest}"), normalise_space(f"{dlabel} {drest}")
-
-
 def mid_body(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
     after(ps[len(ps) // 2], f"<p>{s}</p>")
     after(ps[1], f"<p>{d}</p>")
-    return s, d
-
-
-def strong_label(ps: list[lxml.html.HtmlElement], s: str, d: str) -> tuple[str, str]:
-    label, rest = label_split(s)
-    dlabel, drest = label_split(d)
-    after(ps[-1], f"<p><strong>{label}</strong>{rest}</p><p><b>{dlabel}</b>{drest}</p>")
     return s, d
 
 
@@ -198,10 +171,10 @@ def inline_at_paragraph_end(ps: list[lxml.html.HtmlElement], s: str,
     return s, ""
 
 
-PLACEMENTS: tuple[Placement, ...] = (
-    own_paragraph_end, br_in_last_paragraph, two_lines_one_paragraph, emphasised, small_print,
-    quoted, div_with_class, after_rule, non_breaking, mid_body, strong_label,
-    inline_at_paragraph_end)
+PLACEMENTS: dict[str, Placement] = {
+    **{name: after_last(template) for name, template in AFTER_LAST.items()},
+    "br_in_last_paragraph": br_in_last_paragraph, "mid_body": mid_body,
+    "inline_at_paragraph_end": inline_at_paragraph_end}
 
 
 def story_link(ps: list[lxml.html.HtmlElement]) -> None:
@@ -255,14 +228,14 @@ def build_cases(corpus: Path, placements: int) -> tuple[list[Case], Counter[str]
         if len(body_paragraphs(doc, known)) < 3:
             continue
         for _ in range(placements):
-            place = PLACEMENTS[turn % len(PLACEMENTS)]
+            name_of, place = list(PLACEMENTS.items())[turn % len(PLACEMENTS)]
             s, d = SOURCES[turn % len(SOURCES)], DISCLAIMERS[turn % len(DISCLAIMERS)]
             turn += 1
             tree = copy.deepcopy(doc)
             source, disclaimer = place(body_paragraphs(tree, known), s, d)
-            cases.append(Case(f"{name} {place.__name__}", lxml.html.tostring(tree), url,
+            cases.append(Case(f"{name} {name_of}", lxml.html.tostring(tree), url,
                               source, disclaimer))
-            kinds[place.__name__] += 1
+            kinds[name_of] += 1
         tree = copy.deepcopy(doc)
         for decoy in DECOYS:
             decoy(body_paragraphs(tree, known))

@@ -23,7 +23,7 @@ NOT_MARKUP = re.compile(rb"<!--.*?-->|<script\b.*?</script\s*>", re.IGNORECASE |
 HEAD_END = re.compile(rb"<body\b|</head\s*>", re.IGNORECASE)
 HEAD_SCAN = 64 * 1024  # browsers re-decode when a late <meta> in the head names another
 DETECT_SAMPLE = 256 * 1024
-UTF8_TOLERANCE = 0.02  # share of broken sequences a UTF-8 page with stray bytes may have
+UTF8_EVIDENCE = 10  # valid multi-byte characters a UTF-8 page shows per stray broken byte
 
 # WHATWG Encoding Standard labels that Python names differently or maps elsewhere: a page
 # labelled ISO-8859-1 or ASCII is decoded as windows-1252, as in every browser.
@@ -132,4 +132,4 @@ def _mostly_utf8(body: bytes) -> bool:
     text = body.decode("utf-8", "replace")
     broken = text.count("\ufffd")
     wide = sum(1 for c in text if c > "\x7f") - broken
-    return wide > 0 and broken <= UTF8_TOLERANCE * (wide + broken)
+    return wide >= UTF8_EVIDENCE * broken
