@@ -24,6 +24,7 @@ from digest.extract.meta import (
     standfirst,
 )
 from digest.extract.text import (
+    BOILERPLATE_TEXT,
     BYLINE,
     DISCLAIMER_LINE,
     PHOTO_CREDIT,
@@ -35,7 +36,7 @@ from digest.extract.text import (
 from digest.models import Article, FeedEntry
 from digest.urls import canonical_url
 
-__all__ = ["BYLINE", "DISCLAIMER_LINE", "PHOTO_CREDIT", "SOURCE_LINE", "Block",
+__all__ = ["BOILERPLATE_TEXT", "BYLINE", "DISCLAIMER_LINE", "PHOTO_CREDIT", "SOURCE_LINE", "Block",
            "extract_article", "extract_body_text", "find_attribution", "normalise_space",
            "page_text"]
 

@@ -107,22 +107,42 @@ def _walk_trafilatura(body: Any) -> Iterator[Block]:
     for el in body:
         if el.tag == "list":
             for item in el.iter("item"):
-                yield Block("item", _xml_text(item))
+                yield Block("item", normalise_space(" ".join(_xml_lines(item))))
         elif el.tag == "table":
             for row in el.iter("row"):
-                cells = [_xml_text(c) for c in row.iter("cell")]
+                cells = [normalise_space(" ".join(_xml_lines(c))) for c in row.iter("cell")]
                 yield Block("table", " ".join(c for c in cells if c))
         elif el.tag in kinds:
-            yield Block(kinds[el.tag], _xml_text(el))
+            for line in _paragraph_lines(_xml_lines(el)):
+                yield Block(kinds[el.tag], line)
 
 
-def _xml_text(el: Any) -> str:
-    # trafilatura writes a <br> as <lb/>: a line break, so the two lines are never glued
-    pieces = [el.text or ""]
+def _paragraph_lines(lines: list[str]) -> list[str]:
+    """A <br> ends a paragraph of its own ('Headline<br>by X<br>Date<br>Lead …') unless the
+    next line goes on in lower case, as a hard-wrapped sentence does."""
+    joined: list[str] = []
+    for line in (normalise_space(line) for line in lines):
+        if not line:
+            continue
+        if joined and line[0].islower():
+            joined[-1] = f"{joined[-1]} {line}"
+        else:
+            joined.append(line)
+    return joined
+
+
+def _xml_lines(el: Any) -> list[str]:
+    """The element's text, split where trafilatura wrote a <br> as <lb/>."""
+    lines = [el.text or ""]
     for child in el:
-        pieces.append(" " if child.tag == "lb" else _xml_text(child))
-        pieces.append(child.tail or "")
-    return normalise_space("".join(pieces))
+        if child.tag == "lb":
+            lines.append("")
+        else:
+            inner = _xml_lines(child)
+            lines[-1] += inner[0]
+            lines.extend(inner[1:])
+        lines[-1] += child.tail or ""
+    return lines
 
 
 def _drop_boilerplate(container: lxml.html.HtmlElement) -> None:
