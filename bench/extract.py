@@ -1,6 +1,9 @@
 """Body-extraction quality on ../shared/corpus/article-extraction-benchmark, with that
 benchmark's own metric (multisets of 4-word shingles, per-page normalised counts), for our
 extractor and, as the baseline measured in the same run, trafilatura with its defaults.
+Then headlines: on the corpus pages with a known title (Readability's expected metadata,
+trafilatura's evaldata), the title we give when the feed has none, and when the feed's is
+cut short ("first words…"), against trafilatura's metadata title.
 
     .venv/bin/python bench/extract.py [--corpus PATH]
 """
@@ -13,6 +16,7 @@ import json
 import re
 import sys
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digest.extract import extract_body_text  # noqa: E402
+from digest.errors import ExtractError  # noqa: E402
+from digest.extract import extract_article, extract_body_text  # noqa: E402
+from digest.models import FeedEntry  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "article-extraction-benchmark"
 
@@ -64,6 +70,79 @@ def trafilatura_defaults(html: str, url: str) -> str:
     return trafilatura.extract(html, url=url) or ""
 
 
+def titled_pages(corpus: Path) -> list[tuple[bytes, str, str]]:
+    """(html, url, known title) of the corpus pages that have one."""
+    pages = []
+    for case in sorted((corpus / "readability" / "test-pages").iterdir()):
+        title = json.loads((case / "expected-metadata.json").read_text()).get("title")
+        if title:
+            pages.append(((case / "source.html").read_bytes(), "http://fakehost/test/page.html",
+                          title))
+    traf = corpus / "trafilatura"
+    for url, item in json.loads((traf / "evaldata.json").read_text(encoding="utf-8")).items():
+        if item.get("title"):
+            pages.append(((traf / "html" / item["file"]).read_bytes(), url, item["title"]))
+    return pages
+
+
+def title_key(title: str) -> str:
+    text = unicodedata.normalize("NFC", title or "").casefold()
+    for a, b in (("’", "'"), ("‘", "'"), ("“", '"'), ("”", '"'), ("–", "-"), ("—", "-")):
+        text = text.replace(a, b)
+    return " ".join(text.split())
+
+
+def same_title(got: str, want: str) -> tuple[bool, bool]:
+    """(exact, exact but for a site name before or after a separator)."""
+    got, want = title_key(got), title_key(want)
+    return got == want, bool(got) and (got == want or got in _trimmed(want)
+                                       or want in _trimmed(got))
+
+
+def _trimmed(title: str) -> set[str]:
+    """The title without what follows its last separator, or precedes its first."""
+    found = set()
+    for separator in (" | ", " - ", " : ", ": ", " :: ", " · ", " » "):
+        if separator in title:
+            found.add(title.rsplit(separator, 1)[0].strip())
+            found.add(title.split(separator, 1)[1].strip())
+    return found
+
+
+def our_title(html: bytes, url: str, feed_title: str) -> str:
+    try:
+        return extract_article(html, FeedEntry(url=url, title=feed_title,
+                                               source_name="bench")).title
+    except ExtractError:
+        return feed_title
+
+
+def trafilatura_title(html: bytes, url: str, feed_title: str) -> str:
+    import trafilatura
+
+    return feed_title or trafilatura.extract_metadata(html, default_url=url).title or ""
+
+
+def cut_short(title: str) -> str:
+    words = title.split()
+    return " ".join(words[:max(2, len(words) // 2)]) + "…"
+
+
+def headline_table(corpus: Path) -> None:
+    pages = titled_pages(corpus)
+    print(f"\nheadlines: {len(pages)} pages with a known title")
+    print(f"{'system':<44}{'exact':>8}{'+/- site name':>15}")
+    for feed in ("no feed title", "feed title cut short"):
+        for name, system in (("digest.extract", our_title),
+                             ("trafilatura metadata", trafilatura_title)):
+            if name.startswith("trafilatura") and feed != "no feed title":
+                name = "feed title as given"
+            hits = [same_title(system(html, url, cut_short(title) if "cut" in feed else ""),
+                               title) for html, url, title in pages]
+            print(f"{name + ', ' + feed:<44}{sum(e for e, _ in hits):>5}/{len(pages)}"
+                  f"{sum(near for _, near in hits):>12}/{len(pages)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -82,6 +161,8 @@ def main() -> int:
           f"precision ours/baseline: {ours['precision'] / base['precision']:.3f}")
     passed = ours["f1"] >= 0.96 and ours["precision"] >= 0.94
     print("gate (F1 >= 0.96, precision >= 0.94):", "PASS" if passed else "FAIL")
+    if (args.corpus.parent / "readability").is_dir():
+        headline_table(args.corpus.parent)
     return 0 if passed else 1
 
 

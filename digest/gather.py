@@ -14,7 +14,8 @@ from digest.clock import Clock, utc_now
 from digest.config import Config, SourceSettings
 from digest.dedupe import merge_articles, merge_entries
 from digest.errors import ExtractError, FeedError, FetchError
-from digest.extract import extract_article
+from digest.extract.isolated import MAX_WORKERS as EXTRACT_WORKERS
+from digest.extract.isolated import ExtractionPool
 from digest.fetch import Fetcher, FetchPolicy
 from digest.models import Article, FeedEntry, GatherResult, SourceFailure
 from digest.progress import progress
@@ -124,22 +125,16 @@ def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher
 
 def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[SourceFailure],
                    *, workers: int) -> list[Article]:
-    """Fetch and extract each entry's page in parallel; failures are recorded and skipped."""
-    def one(entry: FeedEntry) -> Article | SourceFailure:
-        if not fetcher.allowed(entry.url):
-            return SourceFailure(entry.url, f"{entry.url}: disallowed by robots.txt")
-        try:
-            page = fetcher.get(entry.url)
-            article = extract_article(page.body, entry, page_url=page.url)
-        except (FetchError, ExtractError) as exc:
-            return SourceFailure(entry.url, str(exc))
-        feed_url = entry.url if entry.url != article.url else ""
-        return replace(article, feed_url=feed_url, also_reported_by=entry.also_reported_by)
-
+    """Fetch each entry's page in parallel threads and extract it in an isolated worker
+    process; failures (a crash or overrun of the extraction included) are recorded and
+    skipped."""
+    if not entries:
+        return []
     articles: list[Article] = []
     with progress("Fetching articles", len(entries)) as advance, \
+            ExtractionPool(min(EXTRACT_WORKERS, len(entries))) as extraction, \
             ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for outcome in pool.map(one, entries):
+        for outcome in pool.map(lambda e: _article(e, fetcher, extraction), entries):
             advance()
             if isinstance(outcome, SourceFailure):
                 log.warning("article skipped: %s", outcome.reason)
@@ -147,6 +142,20 @@ def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[So
             else:
                 articles.append(outcome)
     return articles
+
+
+def _article(entry: FeedEntry, fetcher: Fetcher,
+             extraction: ExtractionPool) -> Article | SourceFailure:
+    if not fetcher.allowed(entry.url):
+        return SourceFailure(entry.url, f"{entry.url}: disallowed by robots.txt")
+    try:
+        page = fetcher.get(entry.url)
+        article = extraction.extract(page.body, entry, page_url=page.url,
+                                     content_type=page.content_type)
+    except (FetchError, ExtractError) as exc:
+        return SourceFailure(entry.url, str(exc))
+    feed_url = entry.url if entry.url != article.url else ""
+    return replace(article, feed_url=feed_url, also_reported_by=entry.also_reported_by)
 
 
 def _workers(config: Config, entries: list[FeedEntry]) -> int:

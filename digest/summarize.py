@@ -12,21 +12,21 @@ from functools import lru_cache
 
 import pysbd
 
-from digest.extract import DISCLAIMER_LINE, PHOTO_CREDIT, SOURCE_LINE
+from digest.extract import BOILERPLATE_TEXT, BYLINE, DISCLAIMER_LINE, PHOTO_CREDIT, SOURCE_LINE
 from digest.models import Article, Summary
 
 log = logging.getLogger(__name__)
 
 MIN_SENTENCE_WORDS = 5
+CAPTION_WORDS = 40
+MIN_LEAD_WORDS = 3  # "Your success mindset matters." still leads its article
+SENTENCE_ENDS = ".!?\"'”’)…"
 MIN_ARTICLE_WORDS = 40
 DAMPING = 0.85
 ITERATIONS = 60
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
-BYLINE = re.compile(
-    r"^(by|von|par|por|photo by|written by|reporting by|editing by|posted|published|updated)"
-    r"\b.{0,80}$|^\w+ \d{1,2}, \d{4}$",
-    re.IGNORECASE,
-)
+CREDIT_MARK = re.compile(r"©|\(c\) \d{4}|\ball rights reserved\b"
+                         r"|\((photo |image |picture )?credits?\s*:", re.IGNORECASE)
 STOPWORDS = frozenset("""a an and are as at be been but by for from had has have he her his
 in into is it its of on or our she that the their them they this to was were which while
 who will with would not no so than then there these those also after before over about
@@ -80,17 +80,34 @@ def summarize(article: Article, *, max_sentences: int, max_words: int) -> Summar
 
 
 def candidate_sentences(paragraphs: tuple[str, ...] | list[str]) -> list[str]:
-    """The article's sentences that may stand in a summary, in order."""
-    return [s for p in paragraphs for s in split_sentences(p) if usable(s)]
+    """The article's sentences that may stand in a summary, in order; the first sentence of
+    the first real paragraph (the lead) is kept even when short."""
+    sentences: list[str] = []
+    for paragraph in paragraphs:
+        if is_caption(paragraph):
+            continue
+        split = split_sentences(paragraph)
+        if not sentences and split and usable(split[0], lead=True):
+            sentences.append(split.pop(0))
+        sentences.extend(s for s in split if usable(s))
+    return sentences
 
 
-def usable(sentence: str) -> bool:
-    """False for fragments, bylines, photo credits and attribution lines."""
-    return (word_count(sentence) >= MIN_SENTENCE_WORDS
+def is_caption(paragraph: str) -> bool:
+    """A short paragraph that credits a picture ('… (credit: NASA)', 'photos © X')."""
+    return word_count(paragraph) < CAPTION_WORDS and bool(
+        CREDIT_MARK.search(paragraph) or PHOTO_CREDIT.search(paragraph))
+
+
+def usable(sentence: str, *, lead: bool = False) -> bool:
+    """False for fragments, headlines, bylines, captions, boilerplate and attribution lines."""
+    words = word_count(sentence)
+    return (words >= (MIN_LEAD_WORDS if lead else MIN_SENTENCE_WORDS)
+            and sentence[-1] in SENTENCE_ENDS
             and not SOURCE_LINE.match(sentence) and not DISCLAIMER_LINE.match(sentence)
-            and not BYLINE.match(sentence)
-            and not (word_count(sentence) < 25 and PHOTO_CREDIT.search(sentence))
-            and sentence[-1] not in ":;,")
+            and not BYLINE.match(sentence) and not BOILERPLATE_TEXT.match(sentence)
+            and not CREDIT_MARK.search(sentence)
+            and not (words < 25 and PHOTO_CREDIT.search(sentence)))
 
 
 def word_count(sentence: str) -> int:

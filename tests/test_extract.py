@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from digest.demo.site import SampleSite, disclaimer_markup, load_sample_articles, source_markup
@@ -65,7 +67,6 @@ def test_article_without_attribution_lines_is_still_extracted() -> None:
     article = extract_article(page(""), ENTRY)
     assert article.source_line == "" and article.disclaimer_line == ""
     assert len(article.paragraphs) == 2
-    assert article.title == "Probe Reaches Venus"
 
 
 def test_every_sample_article_keeps_its_own_lines() -> None:
@@ -137,3 +138,123 @@ def test_canonical_link_wins_and_tracking_parameters_go() -> None:
                             'href="https://news.example/story/?utm_source=rss&id=7">')
     article = extract_article(html, ENTRY, page_url="https://news.example/a/?utm_medium=x")
     assert article.url == "https://news.example/story/?id=7"
+
+
+@pytest.mark.parametrize(("markup", "source", "disclaimer"), [
+    ("<p>Source: (Reuters)<br>(Disclaimer: Details may evolve.)</p>",
+     "Source: (Reuters)", "(Disclaimer: Details may evolve.)"),
+    ("<p>Controllers cheered in the room.<br/>Sources: NASA, ESA</p>", "Sources: NASA, ESA", ""),
+    ("<p><small>Source: Press Trust of India</small></p>", "Source: Press Trust of India", ""),
+    ("<blockquote>Disclaimer: Figures are provisional.</blockquote>", "",
+     "Disclaimer: Figures are provisional."),
+    ('<div class="story-note">Source: AFP</div>', "Source: AFP", ""),
+    ("<hr>Source: ESA<hr/>(Disclaimer: Based on a briefing.)", "Source: ESA",
+     "(Disclaimer: Based on a briefing.)"),
+    ("<p>Source:&nbsp;&nbsp;JAXA</p>", "Source: JAXA", ""),
+    ("<p>Orbit was confirmed an hour later. <em>Source: Roscosmos</em></p>",
+     "Source: Roscosmos", ""),
+])
+def test_attribution_lines_are_found_in_any_markup_each_as_its_own_line(
+        markup: str, source: str, disclaimer: str) -> None:
+    article = extract_article(page(markup), ENTRY)
+    assert (article.source_line, article.disclaimer_line) == (source, disclaimer)
+    for line in (source, disclaimer):
+        assert all(not line or line not in p for p in article.paragraphs)
+
+
+def test_attribution_line_between_body_paragraphs_is_found() -> None:
+    html = page("").replace("<h2>Arrival</h2>", "<h2>Arrival</h2><p>(Source: AP)</p>")
+    assert extract_article(html, ENTRY).source_line == "(Source: AP)"
+
+
+def test_body_text_before_a_br_attribution_line_stays_in_the_body() -> None:
+    article = extract_article(page("<p>Crews will inspect the heat shield.<br>Source: NASA"
+                                   "</p>"), ENTRY)
+    assert "Crews will inspect the heat shield." in article.paragraphs
+
+
+@pytest.mark.parametrize("markup", [
+    '<p>Source: <a href="/2019/10/08/trump-irritated-by-report/">Trump &#8216;irritated&#8217; '
+    "by report &#8230;</a></p>",
+    "<p><em>Disclaimer: We may earn a commission when you buy through links on our site.</em>"
+    "</p>",
+    '<div class="article-source">Source: 3 hours ago</div>',
+    "<p>Source: Updated 10:32 AM ET, Nov 3, 2019</p>",
+    '<figure><img src="/a.jpg"><figcaption>Credit: NASA/Bill Ingalls</figcaption></figure>',
+    '<p><img src="/b.jpg"></p><p>Credit: Getty Images</p>',
+    "<h3>Sources: Agency weighs a second landing site</h3>",
+    '<aside class="widget"><p>Sources: Rival plans bid for the launch contract</p></aside>',
+    '<p class="caption">Photo: the rocket at dawn. Credit: Agency</p>',
+    "<footer><p>Disclaimer: All content is for informational purposes only.</p></footer>",
+    "<p>Disclaimer: This is not financial advice.</p>",
+])
+def test_look_alike_lines_are_never_taken_for_attribution_lines(markup: str) -> None:
+    article = extract_article(page(markup), ENTRY)
+    assert (article.source_line, article.disclaimer_line) == ("", "")
+
+
+def test_wire_story_keeps_its_lines_and_leaves_the_sidebar_and_footer_alone() -> None:
+    html = (Path(__file__).parent / "pages" / "wire-story.html").read_bytes()
+    article = extract_article(html, FeedEntry(url="https://orbit.example/a/", title="",
+                                              source_name="Orbit"))
+    assert article.source_line == "Source: (Reuters)"
+    assert article.disclaimer_line == ("(Disclaimer: This story was auto-generated from a "
+                                       "syndicated feed; only the headline may have been "
+                                       "reworked by staff.)")
+    assert article.title == "Lander Touches Down Near Lunar South Pole"
+    assert article.image_url == "https://orbit.example/media/lander-1280.jpg"
+
+
+def headline_page(head: str, body: str = "") -> str:
+    return page("").replace("<title>T</title>", head).replace(
+        '<article><h1 class="entry-title">Probe Reaches Venus</h1>', f"<article>{body}")
+
+
+def test_the_feed_title_wins_over_the_page_headline() -> None:
+    html = headline_page('<meta property="og:title" content="Venus probe: live updates">')
+    assert extract_article(html, ENTRY).title == "Feed title"
+
+
+def test_without_a_feed_title_the_page_headline_is_used_without_the_site_name() -> None:
+    html = headline_page('<meta property="og:site_name" content="Orbital Desk">'
+                         '<meta property="og:title" content="Probe Reaches Venus | Orbital Desk">')
+    entry = FeedEntry(url=ENTRY.url, title="", source_name="News")
+    assert extract_article(html, entry).title == "Probe Reaches Venus"
+
+
+def test_a_truncated_feed_title_is_completed_from_the_page() -> None:
+    html = headline_page('<script type="application/ld+json">{"@type": "NewsArticle", '
+                         '"headline": "Probe Reaches Venus After a Seven-Month Cruise"}</script>')
+    entry = FeedEntry(url=ENTRY.url, title="Probe Reaches Venus After a…", source_name="N")
+    assert extract_article(html, entry).title == "Probe Reaches Venus After a Seven-Month Cruise"
+
+
+def test_site_chrome_is_never_taken_for_the_headline() -> None:
+    html = ('<html><head><title>thanks for visiting cnnmoney.</title></head><body>'
+            '<header><h1>MENU</h1></header><main><article><h1>Cargo Ship Docks With Station</h1>'
+            "<p>The cargo ship docked with the station on Sunday after a two-day chase through "
+            "low orbit, carrying food, water and experiments for the crew.</p>"
+            "<p>The crew will unload it over the coming week.</p></article></main></body></html>")
+    entry = FeedEntry(url=ENTRY.url, title="", source_name="N")
+    assert extract_article(html, entry).title == "Cargo Ship Docks With Station"
+    only_chrome = html.replace("<h1>Cargo Ship Docks With Station</h1>", "")
+    assert extract_article(only_chrome, entry).title == ""
+
+
+@pytest.mark.parametrize(("head", "img", "expected"), [
+    ('<meta property="og:image" content="/i/a-320.jpg 320w, /i/a-1280.jpg 1280w, '
+     '/i/a-640.jpg 640w">', "", "https://news.example/i/a-1280.jpg"),
+    ('<meta property="og:image" content="https://cdn.example/a.jpeg%20320w,%20https://cdn.'
+     'example/b.jpeg%20960w">', "", "https://cdn.example/b.jpeg"),
+    ('<base href="https://static.example/news/">', '<img src="x.jpg" srcset="s.jpg 1x, '
+     'l.jpg 2x" alt="A">', "https://static.example/news/l.jpg"),
+    ("", '<img src="data:image/gif;base64,R0lGOD" data-src="/i/lazy.jpg" alt="A">',
+     "https://news.example/i/lazy.jpg"),
+    ('<meta property="og:image" content="javascript:alert(1)">', "", ""),
+])
+def test_lead_image_is_one_absolute_url_or_none(head: str, img: str, expected: str) -> None:
+    html = page("").replace("<title>T</title>", f"<title>T</title>{head}").replace(
+        "<h2>Arrival</h2>", f"<h2>Arrival</h2>{img}")
+    article = extract_article(html, ENTRY)
+    assert article.image_url == expected
+    assert " " not in article.image_url and "," not in article.image_url

@@ -140,3 +140,29 @@ def test_fallback_to_the_standfirst_is_logged(caplog) -> None:  # type: ignore[n
     assert summary.method == "fallback"
     assert summary.text.startswith("A cargo ship docked")
     assert "summary taken from the standfirst" in caplog.text
+
+
+def test_a_short_lead_sentence_still_opens_the_summary() -> None:
+    paragraphs = (
+        "By Priya Natarajan, Science Correspondent",
+        "Your launch window matters. Here is why the agency waited three more days for it.",
+        "Engineers said the weather over the Atlantic recovery zone was too rough on Monday.",
+        "The crew will now launch on Thursday at dawn, weather permitting, from pad 39A.",
+    )
+    summary = summarize(article(*paragraphs), max_sentences=3, max_words=90)
+    assert summary.sentences[0] == "Your launch window matters."
+
+
+def test_captions_headlines_and_credit_lines_never_enter_a_summary() -> None:
+    paragraphs = (
+        "The core stage after the installation of its four engines. (credit: NASA/Jude Guidry)",
+        "Jewels after Jewels, installation views, photos © Inexhibit, 2018",
+        "Seeking a bigger role for a big rocket",
+        "The agency completed the installation of four engines into the core stage this month.",
+        "The stage will soon be shipped to the nearby test stand for an eight-minute firing.",
+        "Sign up for our newsletter and never miss a launch.",
+    )
+    summary = summarize(article(*paragraphs), max_sentences=3, max_words=90)
+    assert summary.sentences[0].startswith("The agency completed")
+    for junk in ("credit", "©", "Seeking a bigger", "newsletter"):
+        assert junk not in summary.text
