@@ -87,14 +87,14 @@ def _read(data: bytes, fingerprint: str, size: int, envelope_to: Sequence[str]) 
     base = Report("unrecognised", fingerprint, size, subject=_clip(_header(msg, "Subject")),
                   verp=_verp_candidates(envelope_to, texts),
                   message_ids=tuple(dict.fromkeys(
-                      m.lower() for t in texts for m in OUR_MESSAGE_ID.findall(t))),
+                      m for t in texts for m in OUR_MESSAGE_ID.findall(t))),
                   problem=_damage(msg, len(data), size))
     for reader in (_complaint, _delivery_status, _detected, _other_bounce, _auto_reply):
         found = reader(msg, base, texts)
         if found is not None:
             return found
-    return replace(base, problem=base.problem or
-                   "neither a delivery status notification nor a complaint")
+    return replace(base, problem="; ".join(filter(None, (
+        "neither a delivery status notification nor a complaint", base.problem))))
 
 
 # --- the kinds of report -------------------------------------------------------------------

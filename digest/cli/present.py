@@ -52,12 +52,18 @@ def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
                      f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
                      f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
                      f"{d['subject']}")
+        b = d["bounces"]
+        if b["hard"] or b["soft"] or b["complaints"]:
+            lines.append(f"  bounces:   hard {b['hard']} ({b['hard_rate']:.2%}), soft "
+                         f"{b['soft']}, complaints {b['complaints']} "
+                         f"({b['complaint_rate']:.2%})")
     for run in status.runs:
         took = f"{run.duration_seconds:.1f} s" if run.duration_seconds is not None else "?"
         counts = (f"{run.articles} articles, {run.recipients} recipients, sent {run.sent}, "
                   f"failed {run.failed}, deferred {run.deferred}"
                   if run.outcome in ("sent", "resumed", "failed", "queued") else
-                  f"{run.articles} new entries" if run.kind == "gather" else "")
+                  f"{run.articles} new entries" if run.kind == "gather" else
+                  f"{run.articles} message(s) read" if run.kind == "bounces" else "")
         lines.append(f"run {run.id:<5} {run.started_at:%Y-%m-%d %H:%M} UTC  "
                      f"{run.kind:<7} {run.outcome:<8} {took:>8}  " + "; ".join(
                          filter(None, (counts, run.reason))))
@@ -82,6 +88,10 @@ def status_lines(status: StatusReport, lease_seconds: float) -> list[str]:
     lines.append(f"subscribers: {by_status.get('active', 0)} active of "
                  f"{sum(by_status.values())} ("
                  + ", ".join(f"{name} {n}" for name, n in sorted(by_status.items())) + ")")
+    if status.bounce_reports:
+        reports = status.bounce_reports
+        lines.append(f"bounce mail: {sum(reports.values())} report(s) read ("
+                     + ", ".join(f"{name} {n}" for name, n in sorted(reports.items())) + ")")
     for source in status.failing_sources:
         lines.append(f"FAILING source {source.url}: {source.consecutive_failures} cycles "
                      f"in a row; last error: {source.last_error}")
