@@ -206,6 +206,8 @@ def scheduled_bounces(config_path: str) -> None:
                               reason="; ".join(failed or [r.line() for r in results])))
     for result in results:
         log.info("bounces: %s", result.line())
+    for problem in failed:
+        log.error("bounces: %s", problem)
 
 
 def approval_check(config_path: str) -> None:

@@ -2,14 +2,15 @@
 serving the bounce mailbox over IMAPS, both from a temporary folder, on free 127.0.0.1
 ports, with their own configuration, queue and logs, stopped and deleted afterwards.
 
-Postfix accepts mail for `subs.test` and `slow.test` whoever the recipient, then delivers:
-a known user of `subs.test` gets it in a Maildir, an unknown one makes Postfix mail a
-delivery status notification (5.1.1) to the envelope sender, and `slow.test` is deferred
-(4.4.1) and, as the queue lifetime is 0, returned at once. The envelope sender's domain,
-`news.test`, is Postfix's too: `bounces+anything@news.test` lands in the Maildir of
-`bounces`, which Dovecot serves as INBOX over TLS with a certificate made for the run (its
-CA file is `ca_file`). Postfix's master runs as root (it needs to, to change to its own
-users); the mailboxes belong to the `mail` user."""
+Postfix accepts mail for `subs.example.org` and `slow.example.org` whoever the
+recipient, then delivers: a known user of `subs.example.org` gets it in a Maildir, an
+unknown one makes Postfix mail a delivery status notification (5.1.1) to the envelope
+sender, and `slow.example.org` is deferred (4.4.1) and, as the queue lifetime is 0,
+returned at once. The envelope sender's domain, `news.test`, is Postfix's too:
+`bounces+anything@news.test` lands in the Maildir of `bounces`, which Dovecot serves as
+INBOX over TLS with a certificate made for the run (its CA file is `ca_file`). Postfix's
+master runs as root (it needs to, to change to its own users); the mailboxes belong to
+the `mail` user."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 MAILBOX_UID = 8  # Debian's `mail` user
-RECIPIENTS_DOMAIN, SLOW_DOMAIN, SENDER_DOMAIN = "subs.test", "slow.test", "news.test"
+RECIPIENTS_DOMAIN, SLOW_DOMAIN, SENDER_DOMAIN = "subs.example.org", "slow.example.org", "news.test"
 BOUNCE_USER, PASSWORD = "bounces", "imap-test-password"
 
 
@@ -39,7 +40,7 @@ def available() -> str:
 
 
 class MailStack:
-    """Postfix and Dovecot of our own; `users` are the mailboxes of subs.test."""
+    """Postfix and Dovecot of our own; `users` are the mailboxes of subs.example.org."""
 
     def __init__(self, users: tuple[str, ...]) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="digest-mail-"))
@@ -66,7 +67,7 @@ class MailStack:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._postfix("stop", check=False)
+        self._postfix("abort", check=False)  # nothing in its queue is worth keeping
         _stop_pid_file(self.folder / "queue" / "pid" / "master.pid")
         _stop_pid_file(self.folder / "dovecot" / "master.pid")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -98,7 +99,7 @@ class MailStack:
                       for p in (self.bounce_maildir / sub).iterdir())
 
     def delivered(self, user: str) -> int:
-        """How many messages a subs.test user's Maildir holds."""
+        """How many messages a subs.example.org user's Maildir holds."""
         box = self.mail / RECIPIENTS_DOMAIN / user / "new"
         return len(list(box.iterdir())) if box.is_dir() else 0
 

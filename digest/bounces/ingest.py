@@ -145,12 +145,10 @@ def fetch_all(config: Config, sources: list[Source] | None = None) -> list[Sourc
             try:
                 drain(intake, source, result)
             except BounceSourceError as exc:
-                result.error = str(exc)
-                log.error("%s", exc)
+                result.error = str(exc)  # the caller reports it
             except (OSError, imaplib.IMAP4.error) as exc:  # the connection dropped mid-way
                 result.error = f"{source.name}: stopped after {sum(result.outcomes.values())} " \
                                f"message(s): {str(exc).strip() or type(exc).__name__}"
-                log.error("%s", result.error)
             finally:
                 source.close()
             results.append(result)

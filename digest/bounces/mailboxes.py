@@ -78,18 +78,22 @@ class ImapSource:
                                     f"environment variable {b.imap_password_env}")
         context = ssl.create_default_context(
             cafile=str(self.config.resolve(b.ca_file)) if b.ca_file else None)
+        step = "connect"
         try:
             imap = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context,
                                      timeout=b.timeout) if self.secure else \
                 imaplib.IMAP4(self.host, self.port, timeout=b.timeout)
             if not self.secure:
+                step = "STARTTLS"
                 imap.starttls(ssl_context=context)
             self._imap = imap
-            self._call("login", imap.login(b.imap_user, password))
-            self._call("select", imap.select(_quoted(self.folder)))
+            step = "login"
+            self._call(step, imap.login(b.imap_user, password))
+            step = f"select {self.folder}"
+            self._call(step, imap.select(_quoted(self.folder)))
             self._move = "MOVE" in self._call("capability", imap.capability())[0].decode()
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
-            raise BounceSourceError(f"{self.name}: {_why(exc)}") from None
+            raise BounceSourceError(f"{self.name}: {_why(exc, step)}") from None
         if self.processed:
             imap.create(_quoted(self.processed))  # NO when it exists: fine
         return imap
@@ -116,7 +120,7 @@ def _quoted(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: BaseException, step: str) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({exc.verify_message}); set [bounces] ca_file " \
                "for a private CA"
@@ -124,8 +128,10 @@ def _why(exc: BaseException) -> str:
         return "no answer (timed out)"
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot connect ({exc.strerror})"
-    text = str(exc).strip() or type(exc).__name__
-    return f"refused: {text.splitlines()[0]}"
+    text = str(exc.args[0] if exc.args else exc)
+    if isinstance(exc.args[0] if exc.args else None, bytes):
+        text = exc.args[0].decode("utf-8", "replace")
+    return f"{step} refused: {(text.strip() or type(exc).__name__).splitlines()[0]}"
 
 
 class MaildirSource:
