@@ -268,3 +268,18 @@ def test_a_sigkill_half_way_through_a_maildir_loses_and_doubles_nothing(
                                  "subscriber_events WHERE status = 'bounced'") == [(count, count)]
     assert not list((project.folder / "bounces" / "new").iterdir())
     assert len(list((project.folder / "bounces" / ".Processed" / "cur").iterdir())) == count
+
+
+def test_the_scheduler_reads_the_mailboxes_on_its_own_cron_and_records_the_run(
+        project: Project, smtp: SmtpSink) -> None:
+    from digest import scheduler
+
+    bounce_project(project, 'cron = "*/15 * * * *"')
+    assert [job.id for job in scheduler.planned_jobs(project.config)] == ["digest", "bounces"]
+    sent = sent_digest(project)
+    drop(project, "1.eml", report_for(sent["ada@example.org"], "ada@example.org"))
+    scheduler.scheduled_bounces(str(project.config_path))
+    assert status(project, "ada@example.org") == "bounced"
+    runs = json.loads(digest(project, "status", "--json").stdout)["runs"]
+    assert [(r["kind"], r["outcome"], r["articles"]) for r in runs] == [("bounces", "fetched",
+                                                                         1)]
