@@ -155,7 +155,8 @@ class BounceRecords:
         """True the first time a rate alert of this kind is due for this digest."""
         with self.db.write_lock, self.db.begin() as conn:
             return conn.execute(self.db.insert_ignoring_duplicates(bounce_alerts).values(
-                digest_id=digest_id, kind=kind, at=now)).rowcount == 1
+                digest_id=digest_id, kind=kind, at=now).returning(bounce_alerts.c.digest_id)
+            ).first() is not None  # (rowcount is not told on every driver)
 
 
 def forget_address(conn: Connection, key: str, replacement: str) -> None:
