@@ -45,7 +45,7 @@ from digest.status import write_health
 
 log = logging.getLogger(__name__)
 
-DIGEST_JOB, GATHER_JOB, APPROVAL_JOB = "digest", "gather", "approval"
+DIGEST_JOB, GATHER_JOB, APPROVAL_JOB, BOUNCES_JOB = "digest", "gather", "approval", "bounces"
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -74,6 +74,10 @@ def planned_jobs(config: Config, funcs: dict[str, Callable[..., Any] | str] | No
                                 funcs.get(GATHER_JOB, f"{__name__}:scheduled_gather"),
                                 cron_trigger(s.gather_cron, s.timezone),
                                 args))
+    if config.bounces.cron:
+        plans.append(PlannedJob(BOUNCES_JOB, "read bounce mailboxes",
+                                funcs.get(BOUNCES_JOB, f"{__name__}:scheduled_bounces"),
+                                cron_trigger(config.bounces.cron, s.timezone), args))
     if s.require_approval:
         plans.append(PlannedJob(APPROVAL_JOB, "send once approved",
                                 funcs.get(APPROVAL_JOB, f"{__name__}:approval_check"),
@@ -178,6 +182,32 @@ def scheduled_gather(config_path: str) -> None:
         log.exception("gather job failed; the next one will try again")
     finally:
         write_health(config)
+
+
+def scheduled_bounces(config_path: str) -> None:
+    """The bounces job: read every bounce mailbox once, recorded in the runs."""
+    from digest.bounces.ingest import fetch_all
+
+    config = load_config(Path(config_path))
+    started = utc_now()
+    try:
+        results = fetch_all(config)
+    except LockedError:
+        log.info("bounces job skipped: another `digest bounces fetch` is reading")
+        return
+    except Exception:
+        log.exception("bounces job failed; the next one will try again")
+        return
+    failed = [r.error for r in results if r.error]
+    with open_state(config) as state:
+        state.runs.record(Run(kind="bounces", started_at=started, finished_at=utc_now(),
+                              outcome="failed" if failed else "fetched",
+                              articles=sum(sum(r.outcomes.values()) for r in results),
+                              reason="; ".join(failed or [r.line() for r in results])))
+    for result in results:
+        log.info("bounces: %s", result.line())
+    for problem in failed:
+        log.error("bounces: %s", problem)
 
 
 def approval_check(config_path: str) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from digest.bounces.policy import DigestRates, rates
 from digest.clock import Clock, utc_now
 from digest.config import Config
 from digest.errors import ConfigError, DigestError
@@ -126,6 +127,8 @@ class StatusReport:
     digests: tuple[DigestWithCounts, ...]
     sources: tuple[SourceState, ...]
     subscribers: dict[str, int]
+    bounces: dict[int, DigestRates] = field(default_factory=dict)
+    bounce_reports: dict[str, int] = field(default_factory=dict)  # outcome → messages
 
     @property
     def unfinished(self) -> list[int]:
@@ -154,7 +157,10 @@ class StatusReport:
                          "timezone": self.timezone} if self.next_run else None,
             "digests": [{"id": d.digest.id, "created_at": d.digest.created_at.isoformat(),
                          "status": d.digest.status, "subject": d.digest.subject,
-                         "deliveries": asdict(d.counts)} for d in self.digests],
+                         "deliveries": asdict(d.counts),
+                         "bounces": _rates_json(self.bounces.get(d.digest.id))}
+                        for d in self.digests],
+            "bounce_reports": self.bounce_reports,
             "unfinished": self.unfinished,
             "failing_sources": [{"url": s.url, "consecutive_failures": s.consecutive_failures,
                                  "last_error": s.last_error} for s in self.failing_sources],
@@ -168,15 +174,23 @@ def status_report(config: Config, now: datetime) -> StatusReport:
     """The status of this install as of `now`."""
     with open_state(config) as state:
         lease = timedelta(seconds=config.delivery.lease_seconds)
+        recent = tuple(state.ledger.recent_digests())
         return StatusReport(
             runs=tuple(state.runs.recent()), hold=state.editorial.hold(),
             approval=state.editorial.approval(), waiting=state.editorial.waiting(),
             health=health(config, state, now),
             senders=state.ledger.count_live_senders(now, lease),
             next_run=next_fire_after(config, now), timezone=config.schedule.timezone,
-            digests=tuple(state.ledger.recent_digests()),
-            sources=tuple(state.sources.all_states()),
-            subscribers=state.subscribers.count_by_status())
+            digests=recent, sources=tuple(state.sources.all_states()),
+            subscribers=state.subscribers.count_by_status(),
+            bounces=rates(state, [d.digest.id for d in recent]),
+            bounce_reports=state.bounces.outcomes())
+
+
+def _rates_json(r: DigestRates | None) -> dict[str, Any]:
+    r = r or DigestRates(0, 0)
+    return {"hard": r.hard, "soft": r.soft, "complaints": r.complaints,
+            "hard_rate": round(r.hard_rate, 6), "complaint_rate": round(r.complaint_rate, 6)}
 
 
 def _run_json(run: Run) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from digest.cli.app import Context, cli
 from digest.errors import DigestError
 
 # Each module adds its commands to `cli` as it is imported.
-from digest.cli import cycle, editing, operate, people  # noqa: E402,F401  isort: skip
+from digest.cli import bounces, cycle, editing, operate, people  # noqa: E402,F401  isort: skip
 
 __all__ = ["Context", "cli", "main"]
 

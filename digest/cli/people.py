@@ -136,6 +136,11 @@ def subscribers_show(ctx: Context, email: str) -> None:
     click.echo(f"suppressed:  {'yes' if found.suppressed else 'no'}")
     for event in found.events:
         click.echo(f"event:       {when(event.at)}  {event.status:<12} {event.cause}")
+    for report in found.bounces:
+        click.echo(f"report:      {when(report.received_at)}  {report.kind:<12} "
+                   + " ".join(filter(None, (report.status, report.diagnostic)))
+                   + (f" (digest {report.digest_id})" if report.digest_id else "")
+                   + (f"; {report.action}" if report.action else ""))
     for delivery in found.deliveries:
         click.echo(f"digest:      {delivery.digest_id}  {delivery.status:<11} "
                    f"{when(delivery.updated_at)}")

@@ -75,6 +75,11 @@ def _digest_lines(digests: list[dict[str, Any]]) -> list[str]:
                      f"{state:<10} sent {c['sent']}, failed {c['failed']}, pending "
                      f"{c['pending']}, deferred {c['deferred']}, skipped {c['skipped']}  "
                      f"{d['subject']}")
+        b = d["bounces"]
+        if b["hard"] or b["soft"] or b["complaints"]:
+            lines.append(f"  bounces:   hard {b['hard']} ({b['hard_rate']:.2%}), soft "
+                         f"{b['soft']}, complaints {b['complaints']} "
+                         f"({b['complaint_rate']:.2%})")
     return lines
 
 
@@ -83,7 +88,8 @@ def _run_line(run: Run) -> str:
     counts = (f"{run.articles} articles, {run.recipients} recipients, sent {run.sent}, "
               f"failed {run.failed}, deferred {run.deferred}"
               if run.outcome in ("sent", "resumed", "failed", "queued") else
-              f"{run.articles} new entries" if run.kind == "gather" else "")
+              f"{run.articles} new entries" if run.kind == "gather" else
+              f"{run.articles} message(s) read" if run.kind == "bounces" else "")
     return (f"run {run.id:<5} {run.started_at:%Y-%m-%d %H:%M} UTC  {run.kind:<7} "
             f"{run.outcome:<8} {took:>8}  " + "; ".join(filter(None, (counts, run.reason))))
 
@@ -116,6 +122,10 @@ def _list_lines(status: StatusReport) -> list[str]:
     by_status = status.subscribers
     lines = [f"subscribers: {by_status.get('active', 0)} active of {sum(by_status.values())} ("
              + ", ".join(f"{name} {n}" for name, n in sorted(by_status.items())) + ")"]
+    if status.bounce_reports:
+        reports = status.bounce_reports
+        lines.append(f"bounce mail: {sum(reports.values())} report(s) read ("
+                     + ", ".join(f"{name} {n}" for name, n in sorted(reports.items())) + ")")
     for source in status.failing_sources:
         lines.append(f"FAILING source {source.url}: {source.consecutive_failures} cycles "
                      f"in a row; last error: {source.last_error}")

@@ -17,6 +17,22 @@ def check_url(value: str) -> str | None:
     return None
 
 
+def check_imap_url(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+        return f"expected an imaps:// (or imap://, with STARTTLS) URL, got {value!r}"
+    if parts.password is not None or parts.username is not None:
+        return "put the user in imap_user and the password in the environment variable " \
+               "imap_password_env names, not in the URL"
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
+    except ValueError:
+        return f"bad port in {value!r}"
+    return None
+
+
 def check_cron(value: str) -> str | None:
     from apscheduler.triggers.cron import CronTrigger
 

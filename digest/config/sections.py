@@ -10,6 +10,7 @@ from digest.config.checks import (
     check_address_list,
     check_cron,
     check_database,
+    check_imap_url,
     check_optional_cron,
     check_timezone,
     check_url,
@@ -192,6 +193,32 @@ class BounceSettings:
     verp: bool = key(True, "Give each message an envelope sender that names its delivery "
                      "(return path's local part + id), so a bounce maps to one subscriber; "
                      "the mailbox must accept local+anything@ addresses.")
+    imap_url: str = key("", "Mailbox the bounces land in: imaps://host:993/FOLDER (or "
+                         "imap://host:143/FOLDER with STARTTLS); empty: no IMAP.",
+                         check_imap_url)
+    imap_user: str = key("", "IMAP login name.")
+    imap_password_env: str = key("DIGEST_IMAP_PASSWORD", "Env var holding the IMAP password.")
+    processed_folder: str = key("Processed", "Folder (IMAP, or Maildir++ subfolder) that "
+                                 "read reports are moved to; empty: they stay, flagged.")
+    maildir: str = key("", "A Maildir on this machine the bounces land in, relative to "
+                        "config.toml; empty: none.")
+    ca_file: str = key("", "PEM file of a private CA to trust for the IMAP server, relative "
+                        "to config.toml; empty: the system's CAs.")
+    timeout: float = key(30.0, "Seconds to wait for the IMAP server.", positive)
+    cron: str = key("", "When `digest schedule` reads the bounce mailboxes (crontab syntax); "
+                     "empty: no job.", check_optional_cron)
+    hard_limit: int = key(1, "Hard bounces (5.x.x) after which an address is marked "
+                           "bounced.", positive)
+    soft_limit: int = key(3, "Soft bounces (4.x.x), each from another message, within "
+                           "soft_days after which an address is marked bounced.", positive)
+    soft_days: float = key(30.0, "The window soft bounces are counted in, in days.", positive)
+    hard_rate_alert: float = key(0.02, "Alert when a digest's hard bounces pass this share "
+                                  "of its messages sent.", fraction)
+    complaint_rate_alert: float = key(0.003, "Alert when a digest's spam complaints pass "
+                                       "this share of its messages sent (bulk-sender "
+                                       "guidance: stay under 0.3%).", fraction)
+    max_message_bytes: int = key(2_000_000, "Read at most this much of one report; the "
+                                  "rest (the returned message) is left unread.", positive)
 
 
 @dataclass(frozen=True)

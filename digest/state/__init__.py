@@ -1,6 +1,6 @@
 """The state database, and the only code that touches its tables. `open_state(config)`
 connects, brings the schema up to date once, and hands out one repository per group of
-tables: sources, ledger, editorial, runs, subscribers."""
+tables: sources, ledger, editorial, runs, subscribers, bounces."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from digest.errors import ConfigError, StateUnavailable
 from digest.state import migrate
+from digest.state.bounces import BounceRecords
 from digest.state.db import Database, first_line, safe_url
 from digest.state.editorial import EditorialRecords
 from digest.state.ledger import Ledger
@@ -36,6 +37,7 @@ class State:
         self.editorial = EditorialRecords(db)
         self.runs = RunLog(db)
         self.subscribers = SubscriberRecords(db)
+        self.bounces = BounceRecords(db)
 
     def close(self) -> None:
         """Release every pooled connection."""

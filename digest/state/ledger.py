@@ -414,6 +414,37 @@ def forget_address(conn: Connection, key: str, replacement: str) -> int:
                                     token_id=None)).rowcount)
 
 
+@dataclass(frozen=True)
+class Addressee:
+    """Whom one delivery went to, as a bounce report about it needs to know."""
+
+    delivery_id: int
+    digest_id: int
+    email_key: str
+
+
+def addressee(conn: Connection, *, delivery_id: int | None = None,
+              message_ids: Sequence[str] = ()) -> Addressee | None:
+    """The delivery with this id, else the first with one of these Message-IDs."""
+    query = select(deliveries.c.id, deliveries.c.digest_id, deliveries.c.email_key)
+    if delivery_id is not None:
+        row = conn.execute(query.where(deliveries.c.id == delivery_id)).first()
+    elif message_ids:
+        row = conn.execute(query.where(deliveries.c.message_id.in_(list(message_ids)))
+                           .order_by(deliveries.c.id).limit(1)).first()
+    else:
+        row = None
+    return Addressee(row.id, row.digest_id, row.email_key or "") if row else None
+
+
+def sent_counts(conn: Connection, digest_ids: Sequence[int]) -> dict[int, int]:
+    """How many messages each of these digests sent."""
+    rows = conn.execute(select(deliveries.c.digest_id, func.count()).where(
+        deliveries.c.digest_id.in_(list(digest_ids)), deliveries.c.status == "sent")
+        .group_by(deliveries.c.digest_id))
+    return {int(digest_id): int(n) for digest_id, n in rows}
+
+
 def last_send(conn: Connection) -> datetime | None:
     """When a digest last finished sending."""
     return maybe_utc(conn.execute(select(func.max(digests.c.finished_at))

@@ -70,6 +70,8 @@ deliveries = Table(
     UniqueConstraint("digest_id", "email"),
     Index("ix_deliveries_email_key", "email_key"),
     Index("ix_deliveries_digest_status", "digest_id", "status"),
+    # A bounce that lost its VERP address still quotes the message's Message-ID.
+    Index("ix_deliveries_message_id", "message_id"),
 )
 
 # Every process sending right now, with a heartbeat: the global rate limit is shared out
@@ -218,6 +220,39 @@ runs = Table(
     Column("failed", Integer, nullable=False, default=0),
     Column("deferred", Integer, nullable=False, default=0),
     Column("digest_id", Integer),
+)
+
+
+# One row per message read from a bounce mailbox or piped in: what it was, whom it was
+# about, and what it did. Its fingerprint (sha256 of the bytes) is unique, so a message
+# counts once however often it is read (a rerun after a crash skips what was recorded).
+bounce_events = Table(
+    "bounce_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),  # imap | maildir | stdin
+    # hard | soft | complaint | auto-reply | unrecognised
+    Column("kind", String(16), nullable=False),
+    # counted | acted | ignored | forged | unknown | unmatched
+    Column("outcome", String(16), nullable=False),
+    Column("delivery_id", Integer),
+    Column("digest_id", Integer),
+    Column("email_key", Text),
+    Column("status", String(16), nullable=False, default=""),
+    Column("diagnostic", Text, nullable=False, default=""),
+    Column("action", Text, nullable=False, default=""),  # what it did, or why nothing
+    Index("ix_bounce_events_fingerprint", "fingerprint", unique=True),
+    Index("ix_bounce_events_email_key", "email_key"),
+    Index("ix_bounce_events_digest_kind", "digest_id", "kind"),
+)
+
+# The rate alerts already sent: one per digest and kind.
+bounce_alerts = Table(
+    "bounce_alerts", metadata,
+    Column("digest_id", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import SubscriberError
 from digest.models import Subscriber
-from digest.state import ledger
+from digest.state import bounces, ledger
 from digest.state.db import Database, maybe_utc
 from digest.state.schema import settings_table, subscriber_events, subscribers, suppressions
 from digest.subscribers import (
@@ -65,6 +65,7 @@ class SubscriberReport:
     events: tuple[StatusEvent, ...]
     deliveries: tuple[ledger.Delivery, ...]
     suppressed: bool
+    bounces: tuple[bounces.BounceEntry, ...] = ()
 
 
 class SubscriberRecords:
@@ -112,15 +113,8 @@ class SubscriberRecords:
         """Change one address's status, with its cause; True when it changed."""
         if status not in STATUSES:
             raise SubscriberError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
-        key = address_key(email)
         with self.db.begin() as conn:
-            changed = conn.execute(update(subscribers).where(
-                subscribers.c.email_key == key, subscribers.c.status != status)
-                .values(status=status, updated_at=now)).rowcount
-            if changed:
-                _event(conn, key, status, cause, now)
-            _suppress_if_needed(conn, key, status, now)
-        return bool(changed)
+            return change_status(conn, address_key(email), status, now, cause)
 
     def remove(self, email: str, now: datetime) -> bool:
         """Stop mailing an address (it becomes unsubscribed and suppressed); False when it
@@ -191,9 +185,10 @@ class SubscriberRecords:
                                .order_by(subscriber_events.c.id)))
         sent = tuple(ledger.Ledger(self.db).deliveries_to(key))
         suppressed = self.is_suppressed(email)
-        if row is None and not events and not sent and not suppressed:
+        reports = tuple(bounces.BounceRecords(self.db).entries_for(key))
+        if row is None and not events and not sent and not suppressed and not reports:
             return None
-        return SubscriberReport(row, events, sent, suppressed)
+        return SubscriberReport(row, events, sent, suppressed, reports)
 
     def forget(self, email: str, now: datetime) -> bool:
         """Erase all personal data of an address; keep only its hash in the suppression
@@ -204,6 +199,7 @@ class SubscriberRecords:
             gone = conn.execute(delete(subscribers).where(subscribers.c.email_key == key))
             conn.execute(delete(subscriber_events).where(subscriber_events.c.email_key == key))
             wiped = ledger.forget_address(conn, key, f"forgotten:{digest_of_key[:16]}")
+            bounces.forget_address(conn, key, f"forgotten:{digest_of_key[:16]}")
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == digest_of_key))
             conn.execute(insert(suppressions).values(email_hash=digest_of_key,
                                                      reason="forgotten", at=now))
@@ -249,6 +245,24 @@ class StatusLookup:
             cursor.close()
         self._connection.rollback()  # end the read so the next one sees new commits
         return row is not None and row[0] == "active"
+
+
+def change_status(conn: Connection, key: str, status: str, now: datetime, cause: str) -> bool:
+    """Inside a transaction: one address's new status, its event and suppression; True
+    when it changed."""
+    changed = conn.execute(update(subscribers).where(
+        subscribers.c.email_key == key, subscribers.c.status != status)
+        .values(status=status, updated_at=now)).rowcount
+    if changed:
+        _event(conn, key, status, cause, now)
+    _suppress_if_needed(conn, key, status, now)
+    return bool(changed)
+
+
+def status_of(conn: Connection, key: str) -> str:
+    """Inside a transaction: one address's status, '' when it is not on the list."""
+    return str(conn.execute(select(subscribers.c.status).where(
+        subscribers.c.email_key == key)).scalar() or "")
 
 
 def _file_key(path: str) -> str:
