@@ -174,3 +174,18 @@ def state(tmp_path: Path) -> Iterator[Any]:
     url = database_url(state_database(tmp_path), tmp_path)
     with open_url(url) as opened:
         yield opened
+
+
+# Files whose tests never open a state database: the PostgreSQL pass has nothing to add
+# to what the SQLite pass proved of them, so it leaves them out (and stays in the time).
+DATABASE_FREE = {"test_bounces_parse.py", "test_corpus.py", "test_demo_and_docs.py",
+                 "test_encoding.py", "test_extract.py", "test_feed.py", "test_fetch.py",
+                 "test_golden.py", "test_message.py", "test_render.py",
+                 "test_smtp_transport.py", "test_sources.py", "test_stress.py",
+                 "test_summarize.py", "test_transports.py"}
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    if POSTGRES_SERVER and collection_path.name in DATABASE_FREE:
+        return True
+    return None
