@@ -10,6 +10,11 @@ open with the article's lead sentence, and how many sentences are captions, byli
 "Advertisement", newsletter or share text; against lead-3 of trafilatura's default
 extraction, measured in the same run.
 
+Last, the cost of long articles: seconds and peak memory to summarise 10 KB, 100 KB,
+1 MB and 10 MB of article text, each in a process of its own, against the same summariser
+with its cap on how much is ranked lifted (the baseline, measured up to 100 KB: beyond
+that it runs for minutes).
+
     .venv/bin/python bench/summaries.py
 """
 
@@ -190,7 +195,52 @@ def main() -> int:
         precision = precision_table()["digest (TextRank+lead)"]
         print("gate (sentence precision >= 0.98):", "PASS" if precision >= 0.98 else "FAIL")
         passed = passed and precision >= 0.98
+    passed = long_article_costs() and passed
     return 0 if passed else 1
+
+
+SIZE_PROBE = """
+import resource, sys, time
+sys.path.insert(0, {repo!r})
+import digest.summarize as s
+from digest.models import Article
+if {uncapped}:
+    s.RANKED_CHARACTERS = s.RANKED_SENTENCES = 10**12
+sentence = "The capsule docked with the station after a long and careful approach. "
+text = sentence * ({size} // len(sentence) + 1)
+paragraphs = tuple(text[i:i + 1500] for i in range(0, {size}, 1500))
+article = Article(url="u", title="t", source_name="n", published=None, paragraphs=paragraphs)
+started = time.perf_counter()
+s.summarize(article, max_sentences=3, max_words=90)
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def long_article_costs() -> bool:
+    """Seconds and peak RSS per article size, ours against the uncapped baseline."""
+    import subprocess
+
+    print(f"\n{'article':>8}{'ours s':>9}{'ours MB':>9}{'uncapped s':>12}{'uncapped MB':>13}"
+          f"{'ratio':>8}")
+    within = True
+    for size, label in ((10_000, "10 KB"), (100_000, "100 KB"), (1_000_000, "1 MB"),
+                        (10_000_000, "10 MB")):
+        figures = []
+        for uncapped in (False, True):
+            if uncapped and size > 100_000:
+                figures.append(None)
+                continue
+            out = subprocess.run([sys.executable, "-c", SIZE_PROBE.format(
+                repo=str(REPO), uncapped=uncapped, size=size)], capture_output=True,
+                text=True, timeout=900, check=True).stdout.split()
+            figures.append((float(out[0]), int(out[1]) / 1024))
+        (ours_s, ours_mb), base = figures[0], figures[1]
+        within = within and (size < 10_000_000 or (ours_s < 5 and ours_mb < 200))
+        print(f"{label:>8}{ours_s:>9.2f}{ours_mb:>9.0f}"
+              + (f"{base[0]:>12.2f}{base[1]:>13.0f}{base[0] / ours_s:>8.1f}x" if base
+                 else f"{'(minutes)':>12}{'':>13}{'':>8}"))
+    print("gate (10 MB under 5 s and 200 MB):", "PASS" if within else "FAIL")
+    return within
 
 
 if __name__ == "__main__":

@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import NoReturn
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from digest.errors import FetchError
+from digest.netguard import (
+    AddressPolicy,
+    Deadline,
+    Origin,
+    Refused,
+    guarded_adapter,
+    origin_of,
+    origins_from,
+)
 from digest.urls import is_web_url
 
 log = logging.getLogger(__name__)
@@ -78,6 +90,27 @@ class FetchPolicy:
     max_redirects: int = 5
     per_host: int = 4
     respect_robots: bool = True
+    request_deadline: float = 30.0  # connect + headers + body of one request, in all
+    source_deadline: float = 120.0  # everything read from one source
+    run_deadline: float = 900.0  # everything fetched by one run
+    private_ok: frozenset[tuple[str, int]] = frozenset()  # sources on non-public addresses
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the fetches of one source may reach, and until when."""
+
+    name: str
+    allowed: frozenset[Origin]
+    ends: float | None = None  # monotonic time the source's deadline passes
+
+    def permits(self, url: str) -> bool:
+        return origin_of(url) in self.allowed
+
+
+REDIRECTS = (301, 302, 303, 307, 308)
+_scope = threading.local()
 
 
 class Fetcher:
@@ -92,39 +125,104 @@ class Fetcher:
                              respect_retry_after_header=True, raise_on_status=False)
         retry.max_retry_after = policy.max_retry_after
         self._retry = retry
+        self._addresses = AddressPolicy(policy.private_ok, policy.allow_private)
+        self._run_ends = time.monotonic() + policy.run_deadline
         self._sessions: dict[str, requests.Session] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._robots: dict[str, RobotFileParser | None] = {}
         self._lock = threading.Lock()
 
+    @contextmanager
+    def scope(self, name: str, source_url: str, allowed_hosts: Iterable[str] = ()
+              ) -> Iterator[Scope]:
+        """Within this block, this thread fetches for one source: only its own origin and
+        the ones [[sources]] allowed_hosts names, within [fetch] source_deadline."""
+        scope = Scope(name, frozenset({origin_of(source_url)}) | origins_from(allowed_hosts),
+                      time.monotonic() + self.policy.source_deadline)
+        previous = getattr(_scope, "current", None)
+        _scope.current = scope
+        try:
+            yield scope
+        finally:
+            _scope.current = previous
+
     def get(self, url: str, *, etag: str = "", last_modified: str = "") -> Page:
-        """GET a URL (conditionally when validators are given); 2xx and 304 come back as Pages."""
-        if not is_web_url(url):
-            raise FetchError(f"{url}: only http and https URLs are fetched")
+        """GET a URL (conditionally when validators are given); 2xx and 304 come back as
+        Pages. Redirects are followed here, each hop checked against the source's scope."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        host = _host(url)
-        session, slot = self._session(host)
+        first = url
+        for _hop in range(self.policy.max_redirects + 1):
+            self._permitted(first, url)
+            page = self._one(url, headers)
+            if page.status not in REDIRECTS:
+                return page
+            target = page.headers.get("Location", "")
+            if not target:
+                raise FetchError(f"{url}: HTTP {page.status} without a Location")
+            url = urljoin(url, target.strip())
+        raise FetchError(f"{first}: more than {self.policy.max_redirects} redirects "
+                         "(a redirect loop?)")
+
+    def _permitted(self, first: str, url: str) -> None:
+        if not is_web_url(url):
+            raise FetchError(f"{first}: only http and https URLs are fetched"
+                             + (f" (redirected to {url})" if url != first else ""))
+        scope = getattr(_scope, "current", None)
+        if scope is not None and not scope.permits(url):
+            how = f"redirected to {url}, which is" if url != first else "it is"
+            raise FetchError(f"{first}: {how} not on the origin of source {scope.name!r} "
+                             "(scheme, host and port); [[sources]] allowed_hosts can allow it")
+
+    def _one(self, url: str, headers: dict[str, str]) -> Page:
+        seconds = self._deadline_seconds()
+        if seconds <= 0:
+            raise FetchError(f"{url}: not fetched, the {self._which_deadline()} has passed")
+        session, slot = self._session(_host(url))
         timeout = (min(self.policy.timeout, 10.0), self.policy.timeout)
-        with slot:
+        with slot, Deadline(seconds) as deadline:
             try:
-                with session.get(url, headers=headers, timeout=timeout, stream=True) as response:
+                with session.get(url, headers=headers, timeout=timeout, stream=True,
+                                 allow_redirects=False) as response:
                     return self._page(url, response)
-            except requests.exceptions.Timeout:
-                raise FetchError(f"{url}: timed out after {self.policy.timeout:g}s") from None
-            except requests.exceptions.TooManyRedirects:
-                raise FetchError(f"{url}: more than {self.policy.max_redirects} redirects "
-                                 "(a redirect loop?)") from None
-            except requests.exceptions.RetryError as exc:
-                raise FetchError(f"{url}: gave up after retries ({_reason(exc)})") from None
-            except requests.exceptions.RequestException as exc:
-                if "timed out" in str(exc):
-                    raise FetchError(f"{url}: timed out after {self.policy.timeout:g}s") \
-                        from None
-                raise FetchError(f"{url}: {_reason(exc)}") from None
+            except Refused as exc:
+                raise FetchError(f"{url}: refused: {exc}") from None
+            except (requests.exceptions.RequestException, OSError) as exc:
+                if deadline.expired:
+                    raise FetchError(f"{url}: gave up after {seconds:g}s, the "
+                                     f"{self._which_deadline()}") from None
+                self._failed(url, exc)
+
+    def _deadline_seconds(self) -> float:
+        scope = getattr(_scope, "current", None)
+        ends = [self._run_ends] + ([scope.ends] if scope and scope.ends else [])
+        return min([self.policy.request_deadline] + [end - time.monotonic() for end in ends])
+
+    def _which_deadline(self) -> str:
+        scope = getattr(_scope, "current", None)
+        now = time.monotonic()
+        if self._run_ends - now < self.policy.request_deadline and \
+                (scope is None or scope.ends is None or self._run_ends <= scope.ends):
+            return f"run's deadline ([fetch] run_deadline = {self.policy.run_deadline:g}s)"
+        if scope is not None and scope.ends is not None and \
+                scope.ends - now < self.policy.request_deadline:
+            return (f"deadline of source {scope.name!r} ([fetch] source_deadline = "
+                    f"{self.policy.source_deadline:g}s)")
+        return f"request deadline ([fetch] request_deadline = {self.policy.request_deadline:g}s)"
+
+    def _failed(self, url: str, exc: BaseException) -> NoReturn:
+        """Turn a requests error into one FetchError line."""
+        if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
+            raise FetchError(f"{url}: timed out after {self.policy.timeout:g}s") from None
+        if isinstance(exc, requests.exceptions.RetryError):
+            raise FetchError(f"{url}: gave up after retries ({_reason(exc)})") from None
+        if isinstance(exc, requests.exceptions.RequestException):
+            raise FetchError(f"{url}: {_reason(exc)}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise FetchError(f"{url}: {reason}") from None
 
     def allowed(self, url: str) -> bool:
         """Whether robots.txt of the URL's site lets our User-Agent fetch it."""
@@ -156,7 +254,7 @@ class Fetcher:
         if response.status_code >= 400:
             raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}")
         body = b"" if response.status_code == 304 else self._read_capped(url, response)
-        return Page(url=response.url, status=response.status_code,
+        return Page(url=url, status=response.status_code,
                     content_type=response.headers.get("Content-Type", ""), body=body,
                     etag=response.headers.get("ETag", ""),
                     last_modified=response.headers.get("Last-Modified", ""),
@@ -169,7 +267,8 @@ class Fetcher:
                 session = requests.Session()
                 session.headers["User-Agent"] = self.policy.user_agent
                 session.max_redirects = self.policy.max_redirects
-                adapter = HTTPAdapter(max_retries=self._retry, pool_maxsize=self.policy.per_host)
+                adapter = guarded_adapter(self._addresses, max_retries=self._retry,
+                                          pool_maxsize=self.policy.per_host)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 self._sessions[host] = session

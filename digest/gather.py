@@ -5,6 +5,7 @@ limit, robots.txt) and extracted. One failing source or page never stops the oth
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from digest.extract.isolated import MAX_WORKERS as EXTRACT_WORKERS
 from digest.extract.isolated import ExtractionPool
 from digest.fetch import Fetcher, FetchPolicy
 from digest.models import Article, FeedEntry, GatherResult, SourceFailure
+from digest.netguard import origin_of
 from digest.progress import progress
 from digest.sources import Validators, in_category, read_source
 from digest.state import State
@@ -44,11 +46,15 @@ class SourceOutcome:
 def make_fetcher(config: Config) -> Fetcher:
     """A fetcher with the [fetch] settings."""
     f = config.fetch
+    sources = frozenset((origin_of(s.url)[1], origin_of(s.url)[2]) for s in config.sources)
     return Fetcher(FetchPolicy(user_agent=f.user_agent, timeout=f.timeout,
                                max_bytes=f.max_bytes, retries=f.retries,
                                max_retry_after=f.max_retry_after, max_redirects=f.max_redirects,
                                per_host=f.per_host_concurrency,
-                               respect_robots=f.respect_robots))
+                               respect_robots=f.respect_robots,
+                               request_deadline=f.request_deadline,
+                               source_deadline=f.source_deadline, run_deadline=f.run_deadline,
+                               private_ok=sources, allow_private=f.allow_private_addresses))
 
 
 def gather(config: Config, state: State, fetcher: Fetcher, *, record: bool,
@@ -63,7 +69,8 @@ def gather(config: Config, state: State, fetcher: Fetcher, *, record: bool,
     fresh = [e for e in entries if e.url not in known]
     fresh.sort(key=lambda e: e.published or datetime.min.replace(tzinfo=UTC), reverse=True)
     fresh = fresh[:config.digest.max_articles]
-    articles = fetch_articles(fresh, fetcher, failures, workers=_workers(config, fresh))
+    articles = fetch_articles(fresh, fetcher, failures, workers=_workers(config, fresh),
+                              sources=config.sources)
     known_canonical = state.ledger.sent_urls(a.url for a in articles)
     articles = merge_articles([a for a in articles if a.url not in known_canonical])
     if record:
@@ -95,8 +102,9 @@ def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher
     category = source.category or config.digest.category
     memory = state.sources.state(source.url)
     try:
-        result = read_source(source, fetcher=fetcher, category=config.digest.category,
-                             validators=Validators(memory.etag, memory.last_modified))
+        with fetcher.scope(source.name, source.url, source.allowed_hosts):
+            result = read_source(source, fetcher=fetcher, category=config.digest.category,
+                                 validators=Validators(memory.etag, memory.last_modified))
     except (FetchError, FeedError) as exc:
         failure = SourceFailure(source.url, str(exc))
         count = (state.sources.record_failure(source.url, str(exc), clock())
@@ -104,8 +112,8 @@ def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher
         log.warning("source %s failed%s: %s", source.name,
                     f" ({count} cycles in a row)" if count > 1 else "", exc)
         return SourceOutcome(source, failure=failure, newly_failing=count == FAILING_AFTER)
-    matching = [replace(e, url=strip_tracking(e.url)) for e in result.entries
-                if in_category(e, category, result.source_is_category)]
+    matching = [replace(e, url=strip_tracking(e.url), source_url=source.url)
+                for e in result.entries if in_category(e, category, result.source_is_category)]
     if result.not_modified:
         log.info("source %s: not modified since last time", source.name)
     else:
@@ -116,7 +124,8 @@ def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher
                                      result.validators.last_modified, clock(),
                                      listed=None if result.not_modified else len(matching))
         state.sources.remember_entries(source.url, matching, clock())
-    kept = state.sources.remembered_entries(source.url)
+    kept = [replace(e, source_url=source.url)
+            for e in state.sources.remembered_entries(source.url)]
     listed = {e.url for e in matching}
     unchanged = max(0, memory.listed - len(kept)) if result.not_modified else 0
     return SourceOutcome(source, tuple(matching) + tuple(e for e in kept if e.url not in listed),
@@ -124,7 +133,7 @@ def _read(source: SourceSettings, config: Config, state: State, fetcher: Fetcher
 
 
 def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[SourceFailure],
-                   *, workers: int) -> list[Article]:
+                   *, workers: int, sources: Sequence[SourceSettings] = ()) -> list[Article]:
     """Fetch each entry's page in parallel threads and extract it in an isolated worker
     process; failures (a crash or overrun of the extraction included) are recorded and
     skipped."""
@@ -134,7 +143,9 @@ def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[So
     with progress("Fetching articles", len(entries)) as advance, \
             ExtractionPool(min(EXTRACT_WORKERS, len(entries))) as extraction, \
             ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for outcome in pool.map(lambda e: _article(e, fetcher, extraction), entries):
+        by_url = {s.url: s for s in sources}
+        for outcome in pool.map(lambda e: _article(e, fetcher, extraction,
+                                                   by_url.get(e.source_url)), entries):
             advance()
             if isinstance(outcome, SourceFailure):
                 log.warning("article skipped: %s", outcome.reason)
@@ -144,12 +155,17 @@ def fetch_articles(entries: list[FeedEntry], fetcher: Fetcher, failures: list[So
     return articles
 
 
-def _article(entry: FeedEntry, fetcher: Fetcher,
-             extraction: ExtractionPool) -> Article | SourceFailure:
-    if not fetcher.allowed(entry.url):
-        return SourceFailure(entry.url, f"{entry.url}: disallowed by robots.txt")
+def _article(entry: FeedEntry, fetcher: Fetcher, extraction: ExtractionPool,
+             source: SourceSettings | None) -> Article | SourceFailure:
+    # An article page is fetched as its source allows (its origin and allowed_hosts);
+    # one listed by no configured source (a test's hand-made entry) has its own origin.
+    scope = fetcher.scope(source.name, source.url, source.allowed_hosts) if source else \
+        fetcher.scope(entry.source_name, entry.url)
     try:
-        page = fetcher.get(entry.url)
+        with scope:
+            if not fetcher.allowed(entry.url):
+                return SourceFailure(entry.url, f"{entry.url}: disallowed by robots.txt")
+            page = fetcher.get(entry.url)
         article = extraction.extract(page.body, entry, page_url=page.url,
                                      content_type=page.content_type)
     except (FetchError, ExtractError) as exc:

@@ -19,6 +19,7 @@ class FeedEntry:
     content_html: str = ""
     guid: str = ""
     also_reported_by: tuple[tuple[str, str], ...] = ()  # (source name, URL) of duplicates
+    source_url: str = ""  # the [[sources]] url that listed it: what its page may be fetched as
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class RenderedDigest:
     html: str
     text: str
     size_actions: tuple[str, ...] = ()  # what the size guard had to do
+    # The random part of this digest's per-subscriber placeholders ("" in digests made
+    # before placeholders were random): content cannot know it, so cannot forge one.
+    marker: str = ""
 
 
 @dataclass(frozen=True)

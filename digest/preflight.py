@@ -6,12 +6,15 @@ the send unless the operator forces it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import lxml.html
@@ -162,18 +165,60 @@ def check_spam(message: bytes, limit: float) -> Check:
     binary = shutil.which("spamassassin")
     if binary is None:
         return Check("spam", SKIP, "SpamAssassin is not installed; no spam score")
-    try:
-        result = subprocess.run([binary, "-t", "-L"], input=message, capture_output=True,
-                                timeout=120, check=False)
-    except subprocess.TimeoutExpired:
-        return Check("spam", WARN, "SpamAssassin took over 120 s; no score")
-    match = SPAM_SCORE.search(result.stdout)
-    if match is None:
-        return Check("spam", WARN, "SpamAssassin gave no score "
-                     f"({result.stderr.decode(errors='replace').strip()[:120]})")
-    score = float(match.group(1))
+    score = _remembered_score(message)
+    if score is None:
+        try:
+            result = subprocess.run([binary, "-t", "-L"], input=message, capture_output=True,
+                                    timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            return Check("spam", WARN, "SpamAssassin took over 120 s; no score")
+        match = SPAM_SCORE.search(result.stdout)
+        if match is None:
+            return Check("spam", WARN, "SpamAssassin gave no score "
+                         f"({result.stderr.decode(errors='replace').strip()[:120]})")
+        score = float(match.group(1))
+        _remember_score(message, score)
     status = OK if score <= limit else FAIL
     return Check("spam", status, f"SpamAssassin score {score:g} (limit {limit:g})")
+
+
+# SpamAssassin takes a second or two per message, and the same digest is checked again
+# and again (preview, the desk, the run): a score is kept a day per message content, the
+# headers that differ every time (Date, Message-ID) aside.
+SCORE_TTL = 24 * 3600
+VOLATILE_HEADERS = re.compile(rb"^(Date|Message-ID): [^\r\n]*\r?\n", re.M | re.I)
+
+
+def _score_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "spacecraft-digest" / "spam-scores"
+
+
+def _fingerprint(message: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(VOLATILE_HEADERS.sub(b"", message)).hexdigest()
+
+
+def _remembered_score(message: bytes) -> float | None:
+    path = _score_cache() / _fingerprint(message)
+    try:
+        if time.time() - path.stat().st_mtime > SCORE_TTL:
+            return None
+        return float(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _remember_score(message: bytes, score: float) -> None:
+    folder = _score_cache()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = folder / f".{os.getpid()}-{_fingerprint(message)}"
+        tmp.write_text(f"{score}\n")
+        os.replace(tmp, folder / _fingerprint(message))
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def spam_score(message: bytes) -> float | None:

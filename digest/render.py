@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import secrets
 import textwrap
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -23,12 +24,31 @@ from digest.models import Digest, DigestItem, RenderedDigest
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDERS = {
+# What stands in the rendered digest where each subscriber's own values go. The marker of
+# each digest is random, so a title, a summary or a URL cannot carry one and get a
+# reader's address or unsubscribe token filled in (digests made before keep the fixed ones).
+LEGACY_PLACEHOLDERS = {
     "name": "%%SUBSCRIBER_NAME%%",
     "email": "%%SUBSCRIBER_EMAIL%%",
     "unsubscribe_url": "%%UNSUBSCRIBE_URL%%",
     "web_url": "%%WEB_VERSION_URL%%",
 }
+
+
+def placeholders(marker: str) -> dict[str, str]:
+    """The placeholders of a digest whose marker is `marker`."""
+    if not marker:
+        return LEGACY_PLACEHOLDERS
+    return {key: f"%%{marker}-{key.upper()}%%" for key in LEGACY_PLACEHOLDERS}
+
+
+def new_marker(digest: Digest) -> str:
+    """A marker that appears nowhere in the digest's content."""
+    content = repr(digest)
+    while True:
+        marker = secrets.token_hex(8)
+        if marker not in content:
+            return marker
 TEXT_WIDTH = 76
 BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 MAX_HTML_LINE = 240  # characters; up to 4 UTF-8 octets each, still under 998
@@ -63,9 +83,10 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
     """Render subject, inlined HTML and text, trimming the layout until the HTML fits."""
     env = _environment(options)
     limit = options.max_html_bytes - PERSONAL_HEADROOM
+    marker = new_marker(digest)
 
     def attempt(layout: Layout) -> tuple[str, str, bool]:
-        page, text = _render(env, digest, options, layout)
+        page, text = _render(env, digest, options, layout, placeholders(marker))
         return page, text, len(page.encode("utf-8")) <= limit
 
     layout = Layout()
@@ -92,7 +113,7 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
         log.info("digest HTML now %d bytes%s", len(page.encode("utf-8")),
                  "" if fits else ", still over the limit")
     return RenderedDigest(subject=_subject(digest, options), html=page, text=text,
-                          size_actions=tuple(actions))
+                          size_actions=tuple(actions), marker=marker)
 
 
 def _most_items_that_fit(fits: Any, most: int) -> int:
@@ -108,7 +129,7 @@ def _most_items_that_fit(fits: Any, most: int) -> int:
 
 
 def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
-            layout: Layout) -> tuple[str, str]:
+            layout: Layout, holes: dict[str, str]) -> tuple[str, str]:
     items = [_trimmed(item, layout) for item in digest.items]
     cut = layout.full_items if layout.full_items is not None else len(items)
     context = {
@@ -121,8 +142,8 @@ def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
         "preheader": digest.preheader,
         "opening_line": digest.opening_line,
         "editor_note": digest.editor_note,
-        "subscriber": PLACEHOLDERS,
-        "web_url": PLACEHOLDERS["web_url"],
+        "subscriber": holes,
+        "web_url": holes["web_url"],
         "base_url": options.base_url.rstrip("/"),
         "postal_address": options.postal_address,
         "show_images": layout.images,
@@ -206,7 +227,7 @@ def personalise(rendered: RenderedDigest, *, name: str, email: str, unsubscribe_
     values = {"name": name, "email": email, "unsubscribe_url": unsubscribe_url,
               "web_url": web_url}
     page, text = rendered.html, rendered.text
-    for key, marker in PLACEHOLDERS.items():
+    for key, marker in placeholders(rendered.marker).items():
         page = page.replace(marker, html.escape(values[key], quote=True))
         text = text.replace(marker, values[key])
     return page, text

@@ -88,6 +88,7 @@ def _section(header: str, name: str, section: type, overrides: dict[tuple[str, s
                                                                  f.default))
         required = f.default is MISSING and f.default_factory is MISSING
         lines += _comment(f.metadata.get("help", ""), required)
+        value = list(value) if isinstance(value, tuple) else value
         lines.append(f"{toml_name} = {tomlkit.item(value).as_string()}")
     lines.append("")
     for header_, name_, cls in nested:

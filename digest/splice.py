@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -20,9 +21,6 @@ from digest.message import (
 )
 from digest.models import Recipient, RenderedDigest, Subscriber
 
-NAME, EMAIL, TOKEN, MID = "ZzNAMEzZ", "zzemailzz@marker.invalid", "ZzTOKENzZ", "ZzMIDzZ"
-MARKERS = re.compile("|".join(re.escape(m).encode().decode() for m in (NAME, EMAIL, TOKEN, MID))
-                     .encode())
 PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*")  # needs no quoting in a header
 
 
@@ -43,10 +41,16 @@ class MessageTemplate:
         self.created_at = created_at
         self.rendered = rendered
         self.unsubscribe_base = unsubscribe_base
-        marker = Subscriber(email=EMAIL, name=NAME, format=text_only and "text" or "html")
+        # Random per template and absent from the digest: content cannot place one.
+        self.name, self.email, self.token, self.mid = _markers(rendered)
+        self._markers = re.compile(b"|".join(re.escape(m.encode()) for m in (
+            self.name, self.email, self.token, self.mid)))
+        marker = Subscriber(email=self.email, name=self.name,
+                            format=text_only and "text" or "html")
         raw = build_message(rendered, marker, envelope=envelope, digest_id=digest_id,
-                            created_at=created_at, unsubscribe_url=f"{unsubscribe_base}{TOKEN}",
-                            message_id=MID).as_bytes()
+                            created_at=created_at,
+                            unsubscribe_url=f"{unsubscribe_base}{self.token}",
+                            message_id=self.mid).as_bytes()
         to_start = raw.index(b"\r\nTo: ") + 2
         to_end = raw.index(b"\r\n", to_start) + 2
         self._head, self._tail = raw[:to_start], raw[to_end:]
@@ -54,10 +58,9 @@ class MessageTemplate:
         html_start = len(self._tail) if html_start < 0 else html_start
         self._pieces = self._split(self._tail, html_start)
 
-    @staticmethod
-    def _split(data: bytes, html_start: int) -> list[_Piece]:
+    def _split(self, data: bytes, html_start: int) -> list[_Piece]:
         pieces, last = [], 0
-        for match in MARKERS.finditer(data):
+        for match in self._markers.finditer(data):
             pieces.append(_Piece(data[last:match.start()], match.group(),
                                  escaped=match.start() > html_start))
             last = match.end()
@@ -74,8 +77,8 @@ class MessageTemplate:
                                  digest_id=self.digest_id, created_at=self.created_at,
                                  unsubscribe_url=f"{self.unsubscribe_base}{token}",
                                  message_id=message_id).as_bytes()
-        raw = {NAME.encode(): name, EMAIL.encode(): email, TOKEN.encode(): token,
-               MID.encode(): message_id}
+        raw = {self.name.encode(): name, self.email.encode(): email,
+               self.token.encode(): token, self.mid.encode(): message_id}
         escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
         out = [self._head, self._to_line(name, email)]
         for piece in self._pieces:
@@ -93,3 +96,12 @@ class MessageTemplate:
         msg = EmailMessage(policy=HEADER_POLICY)
         msg["To"] = _address(Subscriber(email=email, name=name))
         return msg.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+def _markers(rendered: RenderedDigest) -> tuple[str, str, str, str]:
+    """Name, address, token and Message-ID markers that appear nowhere in the digest."""
+    content = rendered.subject + rendered.html + rendered.text
+    while True:
+        tag = secrets.token_hex(6)
+        if tag not in content:
+            return f"Zz{tag}N", f"zz{tag}e@marker.invalid", f"Zz{tag}T", f"Zz{tag}M"

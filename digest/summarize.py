@@ -18,6 +18,8 @@ from digest.models import Article, Summary
 log = logging.getLogger(__name__)
 
 MIN_SENTENCE_WORDS = 5
+RANKED_CHARACTERS = 40_000  # about 6,000 words: far more than any summary draws on
+RANKED_SENTENCES = 200
 CAPTION_WORDS = 40
 MIN_LEAD_WORDS = 3  # "Your success mindset matters." still leads its article
 SENTENCE_ENDS = ".!?\"'”’)…"
@@ -83,14 +85,22 @@ def candidate_sentences(paragraphs: tuple[str, ...] | list[str]) -> list[str]:
     """The article's sentences that may stand in a summary, in order; the first sentence of
     the first real paragraph (the lead) is kept even when short."""
     sentences: list[str] = []
+    read = 0
     for paragraph in paragraphs:
+        # News puts what matters first: past the first RANKED_CHARACTERS (or sentences) a
+        # very long article adds cost (splitting, then a graph quadratic in its sentences)
+        # and no summary sentence.
+        if read >= RANKED_CHARACTERS or len(sentences) >= RANKED_SENTENCES:
+            break
+        paragraph = paragraph[:RANKED_CHARACTERS - read]
+        read += len(paragraph)
         if is_caption(paragraph):
             continue
         split = split_sentences(paragraph)
         if not sentences and split and usable(split[0], lead=True):
             sentences.append(split.pop(0))
         sentences.extend(s for s in split if usable(s))
-    return sentences
+    return sentences[:RANKED_SENTENCES]
 
 
 def is_caption(paragraph: str) -> bool:

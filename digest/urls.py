@@ -37,7 +37,9 @@ def canonical_url(final_url: str, canonical_link: str = "") -> str:
     """The URL an article is known by: its rel=canonical when usable, else where we ended up."""
     if canonical_link:
         candidate = urljoin(final_url, canonical_link)
-        if is_web_url(candidate):
+        # A canonical link to another site is not this article's address (a hostile page
+        # could point its readers anywhere with one).
+        if is_web_url(candidate) and same_host(candidate, final_url):
             return strip_tracking(candidate)
     return strip_tracking(final_url)
 

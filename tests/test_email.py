@@ -20,7 +20,7 @@ from digest.demo.smtp_sink import SmtpSink
 from digest.errors import PreflightError
 from digest.models import Article, Digest, DigestItem, Summary
 from digest.preflight import feature_for, run_preflight
-from digest.render import RenderOptions, personalise, render_digest
+from digest.render import RenderOptions, personalise, placeholders, render_digest
 from tests.conftest import REPO, Project, parse, parts, write_config
 from tests.test_cli import digest
 
@@ -85,10 +85,12 @@ def test_each_article_and_the_footer_carry_what_readers_need() -> None:
 def test_utm_parameters_only_when_configured_and_never_on_unsubscribe() -> None:
     plain = render_digest(big_digest(1), options()).html
     assert "utm_" not in plain
-    tracked = render_digest(big_digest(1), options(utm_campaign="weekly")).html
+    rendered = render_digest(big_digest(1), options(utm_campaign="weekly"))
+    tracked = rendered.html
     assert ("https://news.example/story-0/?utm_source=newsletter&amp;utm_medium=email&amp;"
             "utm_campaign=weekly") in tracked
-    assert "%%UNSUBSCRIBE_URL%%" in tracked  # the unsubscribe link is left alone
+    # the unsubscribe link is left alone
+    assert f'href="{placeholders(rendered.marker)["unsubscribe_url"]}"' in tracked
 
 
 def test_size_guard_drops_images_then_shortens_then_moves_articles(

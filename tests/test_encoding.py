@@ -56,7 +56,8 @@ def server() -> Iterator[RouteServer]:
 @pytest.mark.parametrize("path", sorted(CASES))
 def test_page_text_is_decoded_as_a_browser_would(server: RouteServer, path: str) -> None:
     _, _, expected, found_by = CASES[path]
-    with Fetcher(FetchPolicy(user_agent="test", respect_robots=False)) as fetcher:
+    with Fetcher(FetchPolicy(user_agent="test", respect_robots=False,
+                             allow_private=True)) as fetcher:
         page = fetcher.get(server.url + path)
     assert decode_page(page.body, page.content_type).found_by == found_by
     entry = FeedEntry(url=server.url + path, title="Launch", source_name="Test")

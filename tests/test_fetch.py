@@ -13,8 +13,9 @@ from tests.http_server import Reply, RouteServer, fixed, sequence
 
 
 def fetcher(**overrides: object) -> Fetcher:
+    # The servers here stand for configured sources, which may be on 127.0.0.1.
     options: dict[str, object] = {"user_agent": "DigestTest/1.0", "timeout": 2.0,
-                                  "backoff": 0.05, **overrides}
+                                  "backoff": 0.05, "allow_private": True, **overrides}
     return Fetcher(FetchPolicy(**options))  # type: ignore[arg-type]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from digest.errors import ConfigError
 from digest.models import Article, Digest, DigestItem, Summary
-from digest.render import PLACEHOLDERS, RenderOptions, personalise, render_digest
+from digest.render import RenderOptions, personalise, placeholders, render_digest
 from tests.conftest import REPO
 
 OPTIONS = RenderOptions(templates=REPO / "templates",
@@ -57,7 +57,7 @@ def test_text_part_has_each_line_and_url_on_its_own_line() -> None:
 
 def test_personalise_fills_and_escapes_subscriber_values() -> None:
     rendered = render_digest(digest(), OPTIONS)
-    assert PLACEHOLDERS["unsubscribe_url"] in rendered.html
+    assert placeholders(rendered.marker)["unsubscribe_url"] in rendered.html
     html, text = personalise(rendered, name='Ada "<b>" Lovelace', email="ada@example.org",
                              unsubscribe_url="https://digest.example/unsubscribe/t?a=1&b=2")
     assert "%%" not in html and "%%" not in text

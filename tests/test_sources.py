@@ -15,7 +15,8 @@ from tests.http_server import Reply, RouteServer, fixed
 
 @pytest.fixture
 def fetcher() -> Fetcher:
-    return Fetcher(FetchPolicy(user_agent="DigestTest/1.0", timeout=5, backoff=0.05))
+    return Fetcher(FetchPolicy(user_agent="DigestTest/1.0", timeout=5, backoff=0.05,
+                               allow_private=True))
 
 
 def read(url: str, fetcher: Fetcher, **options: object) -> list[str]:

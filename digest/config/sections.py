@@ -51,6 +51,9 @@ class SourceSettings:
                      one_of("auto", "feed", "wordpress", "html"))
     category: str = key("", "This site's name or slug for the category; empty: [digest] one.")
     max_pages: int = key(3, "Pages of a category page or API listing to read.", positive)
+    allowed_hosts: tuple[str, ...] = key((), "Other origins this source's articles may be fetched "
+                                   "from: 'host', 'host:port' or 'https://host:port'; its own "
+                                   "scheme, host and port always are.")
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,17 @@ class FetchSettings:
     max_redirects: int = key(5, "Redirects followed before giving up.", non_negative)
     per_host_concurrency: int = key(4, "Parallel requests to one site at most.", positive)
     respect_robots: bool = key(True, "Obey robots.txt for article pages.")
+    request_deadline: float = key(30.0, "Most seconds one request may take in all (connect, "
+                                  "headers, body), however slowly the bytes come.", positive)
+    source_deadline: float = key(120.0, "Most seconds spent reading one source (its feed or "
+                                 "pages), in all.", positive)
+    run_deadline: float = key(900.0, "Most seconds one run spends fetching, in all; what is "
+                              "left is recorded as failed and the digest goes out with the "
+                              "rest.", positive)
+    allow_private_addresses: bool = key(False, "Fetch from loopback, private or link-local "
+                                        "addresses even for hosts that are not a configured "
+                                        "source (off: only a source's own origin may be "
+                                        "there).")
 
 
 @dataclass(frozen=True)

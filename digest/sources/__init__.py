@@ -52,6 +52,7 @@ def read_source(source: SourceSettings, *, fetcher: Fetcher, category: str,
         entries = html_page.entries_from_pages(page, fetcher=fetcher, source=source)
         return SourceResult(tuple(entries), True, "html")
     entries, is_category = feed.entries_from_feed(page.body, url=source.url,
+                                                  allowed_hosts=source.allowed_hosts,
                                                   source_name=source.name, category=wanted)
     return SourceResult(tuple(entries), is_category, "feed",
                         validators=Validators(page.etag, page.last_modified))

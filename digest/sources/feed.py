@@ -18,6 +18,7 @@ from defusedxml import DefusedXmlException
 
 from digest.errors import FeedError
 from digest.models import FeedEntry
+from digest.netguard import origin_of, origins_from
 from digest.urls import is_web_url, same_host
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def refuse_entity_tricks(body: bytes, url: str) -> None:
         pass
 
 
-def entries_from_feed(body: bytes, *, url: str, source_name: str,
-                      category: str) -> tuple[list[FeedEntry], bool]:
+def entries_from_feed(body: bytes, *, url: str, source_name: str, category: str,
+                      allowed_hosts: tuple[str, ...] = ()) -> tuple[list[FeedEntry], bool]:
     """Parse a feed document; return its entries and whether the feed is the category's own."""
     refuse_entity_tricks(body, url)
     # Without a Content-Type feedparser flags every feed as malformed; the caller has
@@ -65,10 +66,12 @@ def entries_from_feed(body: bytes, *, url: str, source_name: str,
     slug = wanted.replace(" ", "-")
     feed_is_category = wanted in feed_title or f"/{slug}/" in normalise_label(url) \
         or f"category={slug}" in normalise_label(url)
-    site = parsed.feed.get("link", "") or url
+    # Only links on the feed's own host: the feed's <channel><link> is what the feed says
+    # of itself, and never widens what may be fetched.
+    also = origins_from(allowed_hosts)
     entries = [_entry(item, source_name) for item in parsed.entries
                if is_web_url(item.get("link", "").strip())
-               and (same_host(item.link, url) or same_host(item.link, site))]
+               and (same_host(item.link, url) or origin_of(item.link.strip()) in also)]
     if not entries and (parsed.bozo or not parsed.get("version")):
         raise FeedError(f"{url}: not a readable RSS or Atom feed ({_bozo_reason(parsed)})")
     if parsed.bozo:

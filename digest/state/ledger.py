@@ -38,10 +38,12 @@ class StoredDigest:
     subject: str
     html: str
     text: str
+    marker: str = ""
 
     @property
     def rendered(self) -> RenderedDigest:
-        return RenderedDigest(subject=self.subject, html=self.html, text=self.text)
+        return RenderedDigest(subject=self.subject, html=self.html, text=self.text,
+                              marker=self.marker)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ class Ledger:
             try:
                 digest_id = conn.execute(insert(digests).values(
                     created_at=now, status="sending", subject=rendered.subject,
-                    html=rendered.html, text=rendered.text, slot=slot)
+                    html=rendered.html, text=rendered.text, slot=slot,
+                    marker=rendered.marker or None)
                     .returning(digests.c.id)).scalar_one()
             except IntegrityError:
                 return Created.SLOT_TAKEN
@@ -464,4 +467,5 @@ def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber
 
 def _stored(row: Any) -> StoredDigest:
     return StoredDigest(id=row.id, created_at=as_utc(row.created_at), status=row.status,
-                        subject=row.subject, html=row.html, text=row.text)
+                        subject=row.subject, html=row.html, text=row.text,
+                        marker=row.marker or "")

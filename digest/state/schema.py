@@ -33,6 +33,8 @@ digests = Table(
     # The scheduled fire time this digest was built for; unique, so a slot never gets two.
     # NULL for digests sent by hand (`digest run`).
     Column("slot", DateTime(timezone=True)),
+    # The random part of the digest's per-subscriber placeholders (NULL: the old fixed ones).
+    Column("marker", String(32)),
     Index("ix_digests_slot", "slot", unique=True),
 )
 

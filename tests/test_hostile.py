@@ -1,0 +1,185 @@
+"""A compromised source and a careless deployment: a feed that points at internal
+services (another port, a host named only by the feed, a redirect), a site that drips its
+bytes, a huge article, content that carries the per-subscriber placeholders. What
+leaked, how long it took, and what the digest still held."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from digest import pipeline
+from digest.config import load_config
+from digest.demo.smtp_sink import SmtpSink
+from tests.conftest import parse, parts, write_config
+from tests.http_server import Reply, RouteServer, fixed
+
+BODY = " ".join(f"The probe fired its engine for the {n}th time on its way to the station, "
+                "and controllers said the burn went exactly as planned." for n in range(12))
+SECRET = b"INTERNAL-SECRET-7f3a"
+
+
+def article(title: str, extra_head: str = "") -> Reply:
+    html = (f"<html><head><title>{title}</title>{extra_head}</head><body><article>"
+            f"<h1>{title}</h1><p>{BODY}</p><p>{BODY}</p></article></body></html>")
+    return Reply(body=html.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def feed(base: str, links: list[str], channel_link: str = "") -> Reply:
+    items = "".join(f"<item><title>Story {i}</title><link>{link}</link>"
+                    f"<category>Spacecraft</category>"
+                    f"<pubDate>Mon, 30 Nov 2026 0{i}:00:00 GMT</pubDate></item>"
+                    for i, link in enumerate(links))
+    xml = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Spacecraft</title>'
+           f"<link>{channel_link or base}</link>{items}</channel></rss>")
+    return Reply(body=xml.encode(), headers={"Content-Type": "application/rss+xml"})
+
+
+@pytest.fixture
+def internal() -> Iterator[RouteServer]:
+    """Stands for a service on the same machine that no feed should reach."""
+    with RouteServer({"/": fixed(Reply(body=SECRET)), "/admin": fixed(Reply(body=SECRET)),
+                      "/latest/meta-data/": fixed(Reply(body=SECRET))}) as server:
+        yield server
+
+
+def run(folder: Path, feed_url: str, smtp: SmtpSink, extra: str = "",
+        source_extra: str = "") -> pipeline.RunReport:
+    path = write_config(folder, feed_urls=[feed_url], smtp_port=smtp.port,
+                        extra="retries = 0\n" + extra, source_extra=source_extra)
+    return pipeline.run_cycle(load_config(path))
+
+
+def test_articles_on_another_port_of_the_sources_host_are_not_fetched(
+        tmp_path: Path, smtp: SmtpSink, internal: RouteServer) -> None:
+    with RouteServer() as site:
+        site.routes["/good"] = fixed(article("A good story"))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}/good",
+                                                     f"{internal.url}/admin"]))
+        report = run(tmp_path, f"{site.url}/feed", smtp)
+    assert sum(internal.hits.values()) == 0
+    assert report.sent == 3 and report.summarized == 1
+    (failure,) = report.failures
+    assert failure.url == f"{internal.url}/admin"
+    assert "not on the origin of source 'Site 1'" in failure.reason
+    assert all(SECRET not in m.data for m in smtp.messages)
+
+
+def test_the_feeds_channel_link_never_widens_what_is_fetched(
+        tmp_path: Path, smtp: SmtpSink, internal: RouteServer) -> None:
+    with RouteServer() as site:
+        site.routes["/good"] = fixed(article("A good story"))
+        site.routes["/feed"] = fixed(feed(site.url, [
+            f"{site.url}/good", "http://169.254.169.254/latest/meta-data/",
+            f"{internal.url}/"], channel_link="http://169.254.169.254/"))
+        report = run(tmp_path, f"{site.url}/feed", smtp)
+    assert sum(internal.hits.values()) == 0
+    assert report.summarized == 1 and report.sent == 3
+    assert all(SECRET not in m.data for m in smtp.messages)
+
+
+def test_a_redirect_to_an_internal_service_is_refused_at_the_hop(
+        tmp_path: Path, smtp: SmtpSink, internal: RouteServer) -> None:
+    with RouteServer() as site:
+        site.routes["/good"] = fixed(article("A good story"))
+        site.routes["/moved"] = fixed(Reply(302, headers={"Location": f"{internal.url}/admin"}))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}/good", f"{site.url}/moved"]))
+        report = run(tmp_path, f"{site.url}/feed", smtp)
+    assert sum(internal.hits.values()) == 0
+    (failure,) = report.failures
+    assert f"redirected to {internal.url}/admin" in failure.reason
+    assert report.sent == 3 and all(SECRET not in m.data for m in smtp.messages)
+
+
+def test_an_allowed_host_that_resolves_to_this_machine_is_refused_at_connect(
+        tmp_path: Path, smtp: SmtpSink, internal: RouteServer) -> None:
+    port = internal.url.rsplit(":", 1)[1]
+    with RouteServer() as site:
+        site.routes["/good"] = fixed(article("A good story"))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}/good",
+                                                     f"http://localhost:{port}/admin"]))
+        report = run(tmp_path, f"{site.url}/feed", smtp,
+                     source_extra=f'allowed_hosts = ["localhost:{port}"]')
+    assert sum(internal.hits.values()) == 0  # connected, refused, nothing asked
+    (failure,) = report.failures
+    assert "a non-public address; only a configured source may be fetched there" in \
+        failure.reason
+    assert report.sent == 3
+
+
+def test_allowed_hosts_lets_a_sources_other_origin_in(tmp_path: Path, smtp: SmtpSink) -> None:
+    with RouteServer() as cdn, RouteServer() as site:
+        cdn.routes["/story"] = fixed(article("A story on the other origin"))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{cdn.url}/story"]))
+        for name in ("strict", "open"):
+            (tmp_path / name).mkdir()
+        strict = run(tmp_path / "strict", f"{site.url}/feed", smtp)
+        # the other origin is on 127.0.0.1 too, so the operator also allows that
+        allowed = run(tmp_path / "open", f"{site.url}/feed", smtp,
+                      extra="allow_private_addresses = true",
+                      source_extra=f'allowed_hosts = ["{cdn.url}"]')
+    assert strict.summarized == 0 and cdn.hits["/story"] == 1
+    assert allowed.summarized == 1 and allowed.sent == 3
+
+
+def test_a_site_that_drips_its_bytes_cannot_stall_the_run(tmp_path: Path,
+                                                        smtp: SmtpSink) -> None:
+    def drip() -> Iterator[bytes]:
+        yield b"<html><body><p>"
+        for _ in range(200):
+            time.sleep(0.25)
+            yield b"x"
+
+    with RouteServer() as site:
+        site.routes["/good"] = fixed(article("A good story"))
+        site.routes["/slow"] = fixed(Reply(body=drip(), headers={"Content-Type": "text/html"}))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}/good", f"{site.url}/slow"]))
+        started = time.monotonic()
+        report = run(tmp_path, f"{site.url}/feed", smtp,
+                     extra="request_deadline = 2\n")
+        took = time.monotonic() - started
+    assert took < 20, took  # a read timeout alone never fires: a byte comes every 0.25 s
+    (failure,) = report.failures
+    assert "gave up after 2s, the request deadline ([fetch] request_deadline = 2s)" in \
+        failure.reason
+    assert report.sent == 3 and report.summarized == 1
+
+
+def test_the_run_deadline_ends_the_fetching_and_the_digest_goes_out(
+        tmp_path: Path, smtp: SmtpSink) -> None:
+    with RouteServer() as site:
+        links = []
+        for n in range(6):
+            site.routes[f"/s{n}"] = fixed(Reply(body=article(f"Story {n}").body, delay=1.0,
+                                                headers={"Content-Type": "text/html"}))
+            links.append(f"{site.url}/s{n}")
+        site.routes["/feed"] = fixed(feed(site.url, links))
+        started = time.monotonic()
+        report = run(tmp_path, f"{site.url}/feed", smtp,
+                     extra="per_host_concurrency = 1\nrun_deadline = 3.5\n")
+        took = time.monotonic() - started
+    assert took < 15
+    assert 1 <= report.summarized < 6 and report.sent == 3
+    assert any("the run's deadline ([fetch] run_deadline = 3.5s)" in f.reason
+               for f in report.failures)
+
+
+def test_a_huge_article_is_summarised_quickly(tmp_path: Path, smtp: SmtpSink) -> None:
+    from digest.models import Article
+    from digest.summarize import summarize
+
+    sentence = "The capsule docked with the station after a long and careful approach. "
+    paragraphs = tuple(sentence * 20 for _ in range(7000))  # about 10 MB of text
+    huge = Article(url="https://n.example/huge", title="Huge", source_name="N",
+                   published=None, paragraphs=paragraphs)
+    started = time.monotonic()
+    summary = summarize(huge, max_sentences=3, max_words=90)
+    assert time.monotonic() - started < 5
+    assert summary.sentences and summary.sentences[0].startswith("The capsule docked")
+
+
+def _first_text(message: bytes) -> str:
+    return parts(parse(message))[0]
