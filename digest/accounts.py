@@ -54,7 +54,13 @@ def _read(config_path: Path) -> tomlkit.TOMLDocument:
 
 
 def _write(config_path: Path, document: tomlkit.TOMLDocument) -> None:
+    """Rewrite the file atomically, keeping its mode (it holds password hashes: a 0600 file
+    stays 0600) and never wider than 0640."""
     tmp = config_path.with_name(config_path.name + ".tmp")
-    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
+    mode = config_path.stat().st_mode & 0o640
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(tomlkit.dumps(document))
+    os.chmod(tmp, mode)
     os.replace(tmp, config_path)
     load_config(config_path)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from digest.abstractive import abstractive_summary
 from digest.config import Config
 from digest.draft import arrange, included
 from digest.group import group_stories
+from digest.message import without_bidi
 from digest.models import Article, ArticleEdit, Digest, DigestItem, Summary
 from digest.summarize import split_sentences, summarize
 
@@ -27,7 +29,8 @@ def build_digest(config: Config, articles: Iterable[Article], now: datetime,
     d = config.digest
     changes = {url: e if isinstance(e, ArticleEdit) else ArticleEdit(url=url, summary=e)
                for url, e in (edits or {}).items()}
-    stories = group_stories(included(list(articles), changes), d.group_threshold)
+    shown = [replace(a, title=without_bidi(a.title)) for a in articles]
+    stories = group_stories(included(shown, changes), d.group_threshold)
     ordered = arrange(order_articles(stories, d.order), lambda a: a.url, changes)
     items = [DigestItem(article=a, summary=summary_for(config, a, _summary(changes, a.url)),
                         reading_minutes=reading_minutes(a))

@@ -17,6 +17,8 @@ from digest.models import Recipient, RenderedDigest, Subscriber
 from digest.render import personalise
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+# Bidirectional overrides and isolates turn "moc.elgoog" into "google.com" on screen.
+BIDI_CONTROLS = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Python's folding turns a long List-Unsubscribe into RFC 2047 encoded words, which
 # mail clients no longer read as URLs (CPython issue 85725); long lines are fine up to 998.
 HEADER_POLICY = SMTP.clone(max_line_length=998)
@@ -39,7 +41,12 @@ MAX_NAME = 120
 
 def header_safe(value: str) -> str:
     """Remove CR, LF and other control characters so a value cannot break out of a header."""
-    return " ".join(CONTROL_CHARS.sub(" ", value).split())
+    return " ".join(CONTROL_CHARS.sub(" ", without_bidi(value)).split())
+
+
+def without_bidi(text: str) -> str:
+    """The text without bidirectional override and isolate characters."""
+    return BIDI_CONTROLS.sub("", text)
 
 
 def display_name(name: str) -> str:

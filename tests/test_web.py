@@ -24,7 +24,7 @@ from digest.demo.smtp_sink import SmtpSink
 from digest.keys import signing_key as state_key
 from digest.state.db import as_utc
 from digest.tokens import legacy_timed_token, make_token
-from digest.web import create_app, web_context
+from digest.web import create_app, waitress_options, web_context
 from tests.conftest import REPO, Project, parse, parts, query
 from tests.test_delivery import many_subscribers
 
@@ -36,7 +36,8 @@ class WebServer:
 
     def __init__(self, config: Config, port: int = 0) -> None:
         self.app = create_app(config)
-        self.server = create_server(self.app, host="127.0.0.1", port=port, threads=8)
+        self.server = create_server(self.app, host="127.0.0.1", port=port,
+                                    **waitress_options())  # type: ignore[arg-type]
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self.closing = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -54,8 +55,13 @@ class WebServer:
         self.thread.start()
         return self
 
+    def settle(self) -> None:
+        """Until the queued subscribe requests have had their confirmations mailed."""
+        assert web_context(self.app).signups.settle()
+
     def __exit__(self, *exc: object) -> None:
         self.closing.set()
+        web_context(self.app).signups.stop()
         self.server.close()
         self.thread.join(timeout=5)
         web_context(self.app).state.close()
@@ -106,9 +112,11 @@ def test_subscribe_confirm_receive_and_one_click_unsubscribe(project: Project, w
     session = requests.Session()
     answer = subscribe(session, web, "new.reader@example.org", "New Reader")
     assert answer.status_code == 200 and "Check your inbox" in answer.text
+    web.settle()  # the confirmation goes out from the queue
     assert status_of(project, "new.reader@example.org") == "pending"
     assert [m.recipients[0] for m in smtp.messages] == ["new.reader@example.org"]
     subscribe(session, web, "new.reader@example.org")  # no flood of confirmations
+    web.settle()
     assert len(smtp.messages) == 1
     body = parse(smtp.messages[0].data).get_body(("plain",)).get_content()
     link = re.search(r"(http://127\.0\.0\.1:\d+/confirm/\S+)", body).group(1)
@@ -187,6 +195,7 @@ def test_subscribe_is_rate_limited(project: Project, web: WebServer) -> None:
 
 def test_expired_confirmation_link_is_refused(project: Project, web: WebServer) -> None:
     subscribe(requests.Session(), web, "late@example.org")
+    web.settle()
     old = legacy_timed_token(state_key(project.config), "confirm", "late@example.org",
                            int(time.time()) - 8 * 24 * 3600)
     response = requests.get(f"{web.url}/confirm/{old}")
@@ -227,6 +236,7 @@ def test_subscribe_and_unsubscribe_pages_in_a_real_browser(project: Project,
             page.screenshot(path=str(ARTIFACTS / "unsubscribe-done.png"))
         finally:
             browser.close()
+    web.settle()
     assert status_of(project, "browser@example.org") == "pending"
     assert status_of(project, "ada@example.org") == "unsubscribed"
 

@@ -112,3 +112,15 @@ def key(default: Any = MISSING, help: str = "", check: Any = None, toml: str = "
 
 def non_negative(value: int | float) -> str | None:
     return None if value >= 0 else f"expected 0 or more, got {value!r}"
+
+
+def check_networks(values: tuple[str, ...]) -> str | None:
+    import ipaddress
+
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return f"expected IP addresses or networks like '127.0.0.1' or '10.0.0.0/8', " \
+                   f"got {value!r}"
+    return None

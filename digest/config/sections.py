@@ -11,6 +11,7 @@ from digest.config.checks import (
     check_cron,
     check_database,
     check_imap_url,
+    check_networks,
     check_optional_cron,
     check_timezone,
     check_url,
@@ -244,6 +245,12 @@ class WebSettings:
     public_archive: bool = key(False, "Serve past digests to everyone at /archive/ (no "
                                 "personal data).")
     session_hours: float = key(12.0, "Editor sessions last this long.", positive)
+    trusted_proxies: tuple[str, ...] = key((), "Addresses or networks of the reverse proxies "
+                                           "in front: only their X-Forwarded-For and "
+                                           "X-Forwarded-Proto are believed.",
+                                           check_networks)
+    proxy_hops: int = key(1, "How many trusted proxies in a row add to X-Forwarded-For.",
+                          positive)
 
 
 @dataclass(frozen=True)

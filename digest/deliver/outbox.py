@@ -18,7 +18,7 @@ class OutboxTransport:
 
     def open(self) -> None:
         """Create the folder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.is_open = True
 
     def supports_smtputf8(self) -> bool:
@@ -32,7 +32,10 @@ class OutboxTransport:
         name = hashlib.sha256(recipient.casefold().encode() + message[:4096]).hexdigest()[:20]
         path = self.folder / f"{name}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(message)
+        # Messages hold subscribers' addresses: readable by the owner only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message)
         os.replace(tmp, path)
         return f"250 written to {path.name}"
 

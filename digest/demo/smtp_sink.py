@@ -27,6 +27,7 @@ class Received:
 
 
 Answer = Callable[[int, str], str]
+VANISH = "vanish"  # an answer that keeps the message and hangs up without replying
 
 
 def accept_all(_number: int, _recipient: str) -> str:
@@ -67,6 +68,10 @@ class _Keeper:
             self.attempts.append(received)
             number = next(self._counter)
             reply = self.answer(number, received.recipients[0])
+            if reply == VANISH:  # take the message, then drop the line before answering
+                self.messages.append(received)
+                server.transport.abort()
+                return "250 OK"
             if not reply.startswith("250"):
                 return reply
             self.messages.append(received)
@@ -74,10 +79,12 @@ class _Keeper:
                 # hang up on this connection's next command, once the 250 has gone out
                 self._hang_up.add(id(session))
         if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             safe = "".join(c if c.isalnum() or c in "@.-" else "_" for c in received.recipients[0])
             path = self.folder / f"{os.getpid()}-{number:05d}-{safe}.eml"
-            path.write_bytes(data)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
         return reply
 
 

@@ -20,6 +20,7 @@ from digest.state.db import Database, first_line, safe_url
 from digest.state.editorial import EditorialRecords
 from digest.state.ledger import Ledger
 from digest.state.runs import RunLog
+from digest.state.signups import SignupQueue
 from digest.state.sources import SourceMemory
 from digest.state.subscribers import SubscriberRecords
 
@@ -37,6 +38,7 @@ class State:
         self.editorial = EditorialRecords(db)
         self.runs = RunLog(db)
         self.subscribers = SubscriberRecords(db)
+        self.signups = SignupQueue(db)
         self.bounces = BounceRecords(db)
 
     def close(self) -> None:

@@ -206,6 +206,17 @@ settings_table = Table(
     Column("value", Text, nullable=False),
 )
 
+# Subscribe requests from the web form, waiting for the confirmation to be mailed: the form
+# answers after one insert, the same for every address, and a worker does the rest.
+signup_requests = Table(
+    "signup_requests", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("format", String(8), nullable=False, default="html"),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 # One row per job run (scheduled or by hand): what it did, or why it did nothing.
 runs = Table(
     "runs", metadata,

@@ -19,6 +19,7 @@ from digest.state import open_state
 from digest.web.context import WebContext, web
 from digest.web.desk import DraftDesk
 from digest.web.editor import desk_pages
+from digest.web.proxy import TrustedProxies, networks
 from digest.web.public import public
 from digest.web.security import apply_headers
 
@@ -35,14 +36,13 @@ ERROR_PAGES = {
 def create_app(config: Config) -> Flask:
     """The Flask application for one configuration."""
     app = Flask(__name__)
-    # Behind a reverse proxy that terminates TLS, trust its X-Forwarded-Proto/For once.
-    from werkzeug.middleware.proxy_fix import ProxyFix
-
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, networks(config.web.trusted_proxies), config.web.proxy_hops)
     state = open_state(config)
     pages = web_pages(config)
     context = WebContext.create(config, state, verification_keys(config), pages)
     context.extras["desk"] = DraftDesk(config, state)
+    context.signups.start()
     app.extensions["digest"] = context
     _editor_sessions(app, context)
     app.register_blueprint(public)
@@ -94,8 +94,9 @@ def serve(config: Config, host: str, port: int) -> None:
     app = create_app(config)
     context = web_context(app)
     try:
-        server = create_server(app, host=host, port=port, threads=8, ident="digest")
+        server = create_server(app, host=host, port=port, **waitress_options())
     except (OSError, ValueError) as exc:
+        context.signups.stop()
         context.state.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PortBusy(f"digest serve: cannot listen on {host}:{port} ({reason})") from None
@@ -109,8 +110,16 @@ def serve(config: Config, host: str, port: int) -> None:
         pass
     finally:
         server.close()
+        context.signups.stop()
         context.state.close()
     log.info("web app stopped")
+
+
+def waitress_options() -> dict[str, object]:
+    """How waitress runs the app. It passes the X-Forwarded-* headers on untouched: the
+    app's TrustedProxies believes them from [web] trusted_proxies alone (waitress can trust
+    only one address, and drops them for everyone otherwise)."""
+    return {"threads": 8, "ident": "digest", "clear_untrusted_proxy_headers": False}
 
 
 def web_context(app: Flask) -> WebContext:

@@ -110,16 +110,21 @@ def login_post() -> Response:
     if not w.editor_secret:
         return _desk_off()
     require_csrf(w.key, w.csrf_binding())
-    if not w.login_limit.allow(request.remote_addr or "?"):
-        return page("editor/login.html", 429, error="Too many attempts; wait a few minutes.")
-    name = request.form.get("name", "").strip()
+    name, client = request.form.get("name", "").strip()[:64], request.remote_addr or "?"
+    wait = w.logins.wait(name, client)
+    if wait or not w.login_limit.allow(client):
+        return page("editor/login.html", 429, error="Too many attempts; wait "
+                    f"{max(1, round(wait))} s." if wait else "Too many attempts; wait a "
+                    "few minutes.")
     account = w.config.editors.get(name)
     # Check a hash even for an unknown name, so timing does not tell names apart.
     ok = check_password_hash(account.password_hash if account else _DUMMY_HASH,
                              request.form.get("password", ""))
     if not (account and ok):
-        log.warning("editor login refused for %r from %s", name[:40], request.remote_addr)
+        w.logins.failed(name, client)
+        log.warning("editor login refused for %r from %s", name[:40], client)
         return page("editor/login.html", 401, error="Wrong name or password.")
+    w.logins.succeeded(name, client)
     now = utc_now()
     session.clear()
     session.permanent = True
@@ -311,4 +316,6 @@ def _editor_email(name: str) -> str:
 
 def _safe_next(target: str) -> str:
     """Only paths of this site's editor pages: never an open redirect."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return ""  # a CR or LF would end the Location header
     return target if target.startswith("/editor/") and "//" not in target else ""

@@ -41,7 +41,8 @@ def subscribe() -> Response:
                       "address. Please check it and try again.")
     name = header_safe(request.form.get("name", ""))[:120]
     fmt = "text" if request.form.get("format") == "text" else "html"
-    signup.start_double_opt_in(w.config, w.state, w.key, email, name, fmt, utc_now())
+    signup.request_signup(w.state, email, name, fmt, utc_now())
+    w.signups.wake()
     return w.page("message.html", heading="Check your inbox",
                   text="If this address can be subscribed, a message with a confirmation "
                        "link is on its way. The link is valid for seven days.")

@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 from flask import Response, abort, g, request
 
@@ -93,3 +94,38 @@ def _equal(a: str, b: str) -> bool:
     """Constant-time comparison that copes with any characters a client sends."""
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
                                b.encode("utf-8", "surrogatepass"))
+
+
+class LoginThrottle:
+    """Failed logins slow down the name and client they came from, not anyone else: after
+    FREE_FAILURES wrong passwords for one name from one client, each further try from there
+    waits twice as long as the last (up to MAX_WAIT). The right password from another
+    client always gets through, and a success clears the count."""
+
+    FREE_FAILURES = 5
+    MAX_WAIT = 900.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def wait(self, name: str, client: str) -> float:
+        """Seconds before this name may be tried again from this client (0: now)."""
+        with self._lock:
+            count, last = self._failures.get((name, client), (0, 0.0))
+        if count < self.FREE_FAILURES:
+            return 0.0
+        delay = min(self.MAX_WAIT, 2.0 ** (count - self.FREE_FAILURES + 1))
+        return max(0.0, last + delay - self._clock())
+
+    def failed(self, name: str, client: str) -> None:
+        with self._lock:
+            count, _ = self._failures.get((name, client), (0, 0.0))
+            self._failures[(name, client)] = (count + 1, self._clock())
+            if len(self._failures) > 100_000:  # a flood of made-up names: forget the oldest
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, name: str, client: str) -> None:
+        with self._lock:
+            self._failures.pop((name, client), None)
