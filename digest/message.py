@@ -113,13 +113,28 @@ def build_message(rendered: RenderedDigest, subscriber: Subscriber | Recipient, 
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Precedence"] = "bulk"
     msg["Auto-Submitted"] = "auto-generated"
-    # 8bit bodies: the renderer keeps lines short, and the spliced fast path relies on the
-    # bodies holding each value verbatim (no quoted-printable).
-    msg.set_content(text_part, subtype="plain", charset="utf-8", cte="8bit")
+    # 8bit bodies when every line fits SMTP's 998 octets whatever is filled in (the renderer
+    # folds lines, and the spliced fast path relies on values standing verbatim); a part
+    # with a line it could not fold (a URL thousands of characters long) goes
+    # quoted-printable.
+    msg.set_content(text_part, subtype="plain", charset="utf-8", cte=body_encoding(text_part))
     if subscriber.format != "text":  # text-only readers get the text part alone
-        msg.add_alternative(html_part, subtype="html", charset="utf-8", cte="8bit")
+        msg.add_alternative(html_part, subtype="html", charset="utf-8",
+                            cte=body_encoding(html_part))
         msg.set_boundary(boundary(digest_id))
     return msg
+
+
+MAX_LINE_OCTETS = 998
+
+
+def body_encoding(part: str) -> str:
+    """'8bit' when every line of the filled-in part fits SMTP's 998 octets, else
+    'quoted-printable'."""
+    if len(part) <= MAX_LINE_OCTETS // 4:
+        return "8bit"
+    longest = max(len(line.encode("utf-8")) for line in part.split("\n"))
+    return "8bit" if longest <= MAX_LINE_OCTETS else "quoted-printable"
 
 
 def boundary(digest_id: int) -> str:

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 
 from digest.message import (
     HEADER_POLICY,
+    MAX_LINE_OCTETS,
     Envelope,
     _address,
     build_message,
@@ -73,10 +74,7 @@ class MessageTemplate:
         name = display_name(subscriber.name)
         email = subscriber.email.strip()
         if not email.isascii():  # rare: SMTPUTF8 addresses take the slow path
-            return build_message(self.rendered, subscriber, envelope=self.envelope,
-                                 digest_id=self.digest_id, created_at=self.created_at,
-                                 unsubscribe_url=f"{self.unsubscribe_base}{token}",
-                                 message_id=message_id).as_bytes()
+            return self._slow(subscriber, token, message_id)
         raw = {self.name.encode(): name, self.email.encode(): email,
                self.token.encode(): token, self.mid.encode(): message_id}
         escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
@@ -85,7 +83,23 @@ class MessageTemplate:
             out.append(piece.text)
             if piece.marker:
                 out.append((escaped if piece.escaped else raw)[piece.marker].encode("utf-8"))
-        return b"".join(out)
+        spliced = b"".join(out)
+        if self._too_long(spliced):
+            # A line past SMTP's limit (an unbreakable URL, a long name in a long line):
+            # the slow path encodes that part quoted-printable.
+            return self._slow(subscriber, token, message_id)
+        return spliced
+
+    def _slow(self, subscriber: Subscriber | Recipient, token: str, message_id: str) -> bytes:
+        return build_message(self.rendered, subscriber, envelope=self.envelope,
+                             digest_id=self.digest_id, created_at=self.created_at,
+                             unsubscribe_url=f"{self.unsubscribe_base}{token}",
+                             message_id=message_id).as_bytes()
+
+    @staticmethod
+    def _too_long(data: bytes) -> bool:
+        return max(map(len, data.split(b"\r\n"))) > MAX_LINE_OCTETS
+
 
     def _to_line(self, name: str, email: str) -> bytes:
         if email.isascii() and PLAIN_NAME.fullmatch(name) and "  " not in name:

@@ -249,3 +249,27 @@ def test_a_relay_that_takes_a_message_then_hangs_up_gets_it_at_most_twice(
                                          ":e", e="ada@example.org")
     assert status == "unconfirmed" and "before the server answered" in reply
     assert query(tmp_path, "SELECT status FROM digests") == [("sent",)]
+
+
+def test_a_strict_relay_takes_every_message_whatever_the_content(tmp_path: Path) -> None:
+    long_path = "/" + "segment-" * 700  # a 5,600-character URL with no place to break it
+    srcset = ", ".join(f"https://img.example/{long_path}/{w}.jpg {w}w" for w in (320, 640))
+    word = "Supercalifragilistic" * 80
+    with RouteServer() as site, SmtpSink() as strict:  # aiosmtpd with its default limits
+        head = (f'<meta property="og:image" content="https://img.example{long_path}.jpg">'
+                f'<meta property="og:title" content="Probe {word}">')
+        page = article(f"A probe {word}", head).body.replace(
+            b"<h1>", f'<img srcset="{srcset}" alt="x"><h1>'.encode())
+        site.routes[long_path] = fixed(Reply(body=page, headers={"Content-Type": "text/html"}))
+        site.routes["/short"] = fixed(article("A short one"))
+        site.routes["/feed"] = fixed(feed(site.url, [f"{site.url}{long_path}",
+                                                     f"{site.url}/short"]))
+        report = run(tmp_path, f"{site.url}/feed", strict)
+        received = strict.messages
+    assert report.sent == 3 and report.failed == 0, report
+    assert len(received) == 3
+    for message in received:
+        longest = max(len(line) for line in message.data.split(b"\r\n"))
+        assert longest <= 998, longest
+        text, html = parts(parse(message.data))
+        assert long_path in html.replace("=\r\n", "") or long_path in text
