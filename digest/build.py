@@ -14,11 +14,12 @@ from digest.config import Config
 from digest.deliver.send import envelope, message_signer
 from digest.errors import PreflightError
 from digest.message import build_message, new_message_id, sender_domain, web_version_url
-from digest.models import Article, Digest, RenderedDigest, Subscriber
+from digest.models import Article, Digest, RenderedDigest, Subscriber, TrackingMode
 from digest.preflight import Check, PreflightReport, check_spam, run_preflight
-from digest.render import RenderOptions, personalise, render_digest
+from digest.render import Logo, RenderOptions, personalise, render_digest
 from digest.slots import cadence
 from digest.state import State
+from digest.tracking import longest_click_url
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,18 @@ def sample_digest(config: Config, now: datetime) -> Digest:
 
 def render(config: Config, digest: Digest) -> RenderedDigest:
     """Render a digest with the configured templates and subject."""
-    own = config.template_folder
+    own, email, tracking = config.template_folder, config.email, config.tracking
+    mode = TrackingMode(clicks=tracking.clicks, opens=tracking.opens,
+                        per_reader=tracking.per_subscriber and (tracking.clicks or
+                                                                tracking.opens))
     return render_digest(digest, RenderOptions(
         templates=own or bundled.templates(), fallback=bundled.templates() if own else None,
-        subject_template=config.email.subject, base_url=config.email.base_url,
-        postal_address=config.email.postal_address, utm_campaign=config.email.utm_campaign,
-        max_html_bytes=config.email.max_html_bytes, period=cadence(config.schedule.cron)[1]))
+        subject_template=email.subject, base_url=email.base_url,
+        postal_address=email.postal_address, utm_campaign=email.utm_campaign,
+        max_html_bytes=email.max_html_bytes, period=cadence(config.schedule.cron)[1],
+        tracking=mode, link_length=len(longest_click_url(email.base_url, mode)),
+        logo=Logo(email.logo_url, email.logo_width, email.logo_height,
+                  email.logo_alt or config.digest.title) if email.logo_url else None))
 
 
 def sample_unsubscribe_url(config: Config) -> str:
@@ -66,7 +73,8 @@ def sample_parts(config: Config, rendered: RenderedDigest) -> tuple[str, str]:
     """HTML and text of a digest as the sample subscriber would get them."""
     return personalise(rendered, name=SAMPLE_SUBSCRIBER.name, email=SAMPLE_SUBSCRIBER.email,
                        unsubscribe_url=sample_unsubscribe_url(config),
-                       web_url=web_version_url(config.email.base_url, 0))
+                       web_url=web_version_url(config.email.base_url, 0),
+                       open_url=f"{config.email.base_url.rstrip('/')}/o/preview.gif")
 
 
 def preflight_digest(config: Config, rendered: RenderedDigest, now: datetime, *,

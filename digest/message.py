@@ -14,7 +14,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
 from digest.models import Recipient, RenderedDigest, Subscriber
-from digest.render import personalise
+from digest.render import LinkFiller, personalise
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 # Bidirectional overrides and isolates turn "moc.elgoog" into "google.com" on screen.
@@ -89,13 +89,16 @@ def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
 
 def build_message(rendered: RenderedDigest, subscriber: Subscriber | Recipient, *,
                   envelope: Envelope, digest_id: int, created_at: datetime,
-                  unsubscribe_url: str, message_id: str, web_url: str = "") -> EmailMessage:
+                  unsubscribe_url: str, message_id: str, web_url: str = "",
+                  link: LinkFiller | None = None, open_url: str = "") -> EmailMessage:
     """The complete message for one subscriber (`web_url` replaces the digest's web-version
-    link, as a test send's does)."""
+    link, as a test send's does; tracked links lead straight to the articles unless
+    `link` makes them)."""
     html_part, text_part = personalise(
         rendered, name=display_name(subscriber.name), email=subscriber.email.strip(),
         unsubscribe_url=unsubscribe_url,
-        web_url=web_url or web_version_url(envelope.base_url, digest_id, envelope.archive_key))
+        web_url=web_url or web_version_url(envelope.base_url, digest_id, envelope.archive_key),
+        link=link, open_url=open_url or f"{envelope.base_url}/o/preview.gif")
     # An address with a non-ASCII local part can only travel with SMTPUTF8, as raw UTF-8.
     policy = HEADER_POLICY if subscriber.email.isascii() else HEADER_POLICY.clone(utf8=True)
     msg = EmailMessage(policy=policy)

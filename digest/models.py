@@ -93,6 +93,28 @@ class ArticleEdit:
 
 
 @dataclass(frozen=True)
+class TrackingMode:
+    """What a digest's links and images count ([tracking]), fixed when it is rendered so
+    every message of it, and a resume days later, carries the same kind of links."""
+
+    clicks: bool = False
+    opens: bool = False
+    per_reader: bool = False  # tokens name the reader too: personal data
+
+    def encode(self) -> str:
+        """As stored with the digest: 'clicks,opens,reader', '' for none."""
+        return ",".join(name for name, on in (("clicks", self.clicks), ("opens", self.opens),
+                                              ("reader", self.per_reader)) if on)
+
+    @classmethod
+    def decode(cls, stored: str | None) -> TrackingMode:
+        """The mode a digest was stored with."""
+        names = set((stored or "").split(","))
+        return cls(clicks="clicks" in names, opens="opens" in names,
+                   per_reader="reader" in names)
+
+
+@dataclass(frozen=True)
 class RenderedDigest:
     """A digest rendered once: subject, inlined HTML and text, with subscriber placeholders."""
 
@@ -103,6 +125,10 @@ class RenderedDigest:
     # The random part of this digest's per-subscriber placeholders ("" in digests made
     # before placeholders were random): content cannot know it, so cannot forge one.
     marker: str = ""
+    tracking: TrackingMode = TrackingMode()
+    # Where each article's tracked links lead (utm parameters added), by position: what a
+    # message not yet part of a sent digest (a preview, a test) links to directly.
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import logging
 import re
 import secrets
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
 from digest.errors import ConfigError
-from digest.models import Digest, DigestItem, RenderedDigest
+from digest.models import Digest, DigestItem, RenderedDigest, TrackingMode
+from digest.tracking import first_name, greeting
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,25 @@ LEGACY_PLACEHOLDERS = {
     "unsubscribe_url": "%%UNSUBSCRIBE_URL%%",
     "web_url": "%%WEB_VERSION_URL%%",
 }
+# What templates may use besides those: the greeting ("Hello Ada," or "Hello,"), the
+# first name alone, and the open image's URL ([tracking] opens).
+READER_KEYS = (*LEGACY_PLACEHOLDERS, "first_name", "greeting", "open_url")
 
 
 def placeholders(marker: str) -> dict[str, str]:
     """The placeholders of a digest whose marker is `marker`."""
     if not marker:
         return LEGACY_PLACEHOLDERS
-    return {key: f"%%{marker}-{key.upper()}%%" for key in LEGACY_PLACEHOLDERS}
+    return {key: f"%%{marker}-{key.upper()}%%" for key in READER_KEYS}
+
+
+def link_placeholder(marker: str, position: int) -> str:
+    """What stands where a tracked link to the article at `position` goes."""
+    return f"%%{marker}-LINK-{position}%%"
+
+
+def _link_holes(marker: str) -> re.Pattern[str]:
+    return re.compile(re.escape(f"%%{marker}-LINK-") + r"(\d+)%%")
 
 
 def new_marker(digest: Digest) -> str:
@@ -68,6 +82,20 @@ class RenderOptions:
     max_html_bytes: int = 100_000
     fallback: Path | None = None  # templates missing from `templates` come from here
     period: str = "this week"  # "More this week": how far back a digest reaches
+    tracking: TrackingMode = TrackingMode()
+    logo: Logo | None = None
+    # How long a tracked link to this install is, for the size guard to count it whole.
+    link_length: int = 0
+
+
+@dataclass(frozen=True)
+class Logo:
+    """The masthead image ([email] logo_url, with its size and alternative text)."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
 
 
 @dataclass(frozen=True)
@@ -86,8 +114,8 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
     marker = new_marker(digest)
 
     def attempt(layout: Layout) -> tuple[str, str, bool]:
-        page, text = _render(env, digest, options, layout, placeholders(marker))
-        return page, text, len(page.encode("utf-8")) <= limit
+        page, text = _render(env, digest, options, layout, placeholders(marker), marker)
+        return page, text, _size_as_sent(page, marker, options) <= limit
 
     layout = Layout()
     page, text, fits = attempt(layout)
@@ -112,8 +140,23 @@ def render_digest(digest: Digest, options: RenderOptions) -> RenderedDigest:
     if actions:
         log.info("digest HTML now %d bytes%s", len(page.encode("utf-8")),
                  "" if fits else ", still over the limit")
+    tracking = options.tracking
     return RenderedDigest(subject=_subject(digest, options), html=page, text=text,
-                          size_actions=tuple(actions), marker=marker)
+                          size_actions=tuple(actions), marker=marker, tracking=tracking,
+                          links=_targets(digest, options) if tracking.clicks else ())
+
+
+def _targets(digest: Digest, options: RenderOptions) -> tuple[str, ...]:
+    return tuple(with_utm(item.article.url, options.utm_campaign) for item in digest.items)
+
+
+def _size_as_sent(page: str, marker: str, options: RenderOptions) -> int:
+    """The HTML's size in bytes with each tracked link as long as it will be."""
+    size = len(page.encode("utf-8"))
+    if options.tracking.clicks:
+        links = page.count(f"%%{marker}-LINK-")
+        size += links * max(0, options.link_length - len(link_placeholder(marker, 99)))
+    return size
 
 
 def _most_items_that_fit(fits: Any, most: int) -> int:
@@ -129,9 +172,13 @@ def _most_items_that_fit(fits: Any, most: int) -> int:
 
 
 def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
-            layout: Layout, holes: dict[str, str]) -> tuple[str, str]:
+            layout: Layout, holes: dict[str, str], marker: str) -> tuple[str, str]:
     items = [_trimmed(item, layout) for item in digest.items]
     cut = layout.full_items if layout.full_items is not None else len(items)
+    tracked: dict[str, str] = {}
+    if options.tracking.clicks:
+        for position, item in enumerate(digest.items):
+            tracked.setdefault(item.article.url, link_placeholder(marker, position))
     context = {
         "digest": digest,
         "title": digest.title,
@@ -148,6 +195,9 @@ def _render(env: jinja2.Environment, digest: Digest, options: RenderOptions,
         "postal_address": options.postal_address,
         "show_images": layout.images,
         "period": options.period,
+        "tracked_links": tracked,
+        "open_pixel": options.tracking.opens,
+        "logo": options.logo,
     }
     try:
         page = env.get_template("digest.html").render(context)
@@ -222,15 +272,48 @@ def fold_long_lines(page: str, limit: int = MAX_HTML_LINE) -> str:
 
 
 def personalise(rendered: RenderedDigest, *, name: str, email: str, unsubscribe_url: str,
-                web_url: str = "") -> tuple[str, str]:
-    """Fill one subscriber's values into the rendered HTML (escaped) and text."""
-    values = {"name": name, "email": email, "unsubscribe_url": unsubscribe_url,
-              "web_url": web_url}
+                web_url: str = "", link: LinkFiller | None = None,
+                open_url: str = "") -> tuple[str, str]:
+    """Fill one subscriber's values into the rendered HTML (escaped) and text. Tracked
+    links become `link(position)`, or without it the article's own URL."""
+    values = reader_values(name=name, email=email, unsubscribe_url=unsubscribe_url,
+                           web_url=web_url, open_url=open_url)
+    filled = fill(rendered, values, link or direct_links(rendered))
+    return filled.html, filled.text
+
+
+LinkFiller = Callable[[int], str]
+
+
+def reader_values(*, name: str, email: str, unsubscribe_url: str, web_url: str,
+                  open_url: str = "") -> dict[str, str]:
+    """Every per-reader value a template may use, from the reader's name and links."""
+    return {"name": name, "email": email, "unsubscribe_url": unsubscribe_url,
+            "web_url": web_url, "first_name": first_name(name), "greeting": greeting(name),
+            "open_url": open_url}
+
+
+def direct_links(rendered: RenderedDigest) -> LinkFiller:
+    """Tracked links that lead straight to the article: for a message not part of a sent
+    digest (a preview, a test), which no click could be counted for."""
+    return lambda position: rendered.links[position] if position < len(rendered.links) else ""
+
+
+def fill(rendered: RenderedDigest, values: dict[str, str],
+         link: LinkFiller | None = None) -> RenderedDigest:
+    """The rendered digest with the given placeholders (and, with `link`, every tracked
+    link) filled in; the rest stay for a later fill."""
     page, text = rendered.html, rendered.text
-    for key, marker in placeholders(rendered.marker).items():
-        page = page.replace(marker, html.escape(values[key], quote=True))
-        text = text.replace(marker, values[key])
-    return page, text
+    holes = placeholders(rendered.marker)
+    for key, value in values.items():
+        if key in holes:
+            page = page.replace(holes[key], html.escape(value, quote=True))
+            text = text.replace(holes[key], value)
+    if link is not None and rendered.marker:
+        pattern = _link_holes(rendered.marker)
+        page = pattern.sub(lambda m: html.escape(link(int(m.group(1))), quote=True), page)
+        text = pattern.sub(lambda m: link(int(m.group(1))), text)
+    return replace(rendered, html=page, text=text)
 
 
 def with_utm(url: str, campaign: str) -> str:
@@ -268,7 +351,9 @@ def _cached_environment(folders: tuple[Path, ...], campaign: str) -> jinja2.Envi
     )
     env.filters["wrap"] = _wrap
     env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""
-    env.filters["track"] = lambda url: with_utm(url, campaign)
+    env.filters["track"] = jinja2.pass_context(
+        lambda context, url: context.get("tracked_links", {}).get(url)
+        or with_utm(url, campaign))
     return env
 
 

@@ -21,6 +21,8 @@ from digest.message import (
     display_name,
 )
 from digest.models import Recipient, RenderedDigest, Subscriber
+from digest.render import fill
+from digest.tracking import ReaderLinks, first_name, greeting
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*")  # needs no quoting in a header
 
@@ -33,7 +35,8 @@ class _Piece:
 
 
 class MessageTemplate:
-    """One digest's message with holes for name, address, unsubscribe token and Message-ID."""
+    """One digest's message with holes for name, greeting, address, unsubscribe token and
+    Message-ID, and for tracked links when they name the reader."""
 
     def __init__(self, rendered: RenderedDigest, *, envelope: Envelope, digest_id: int,
                  created_at: datetime, unsubscribe_base: str, text_only: bool = False) -> None:
@@ -42,13 +45,24 @@ class MessageTemplate:
         self.created_at = created_at
         self.rendered = rendered
         self.unsubscribe_base = unsubscribe_base
+        self.links = ReaderLinks(envelope.base_url, envelope.archive_key, digest_id,
+                                 rendered.tracking.per_reader)
         # Random per template and absent from the digest: content cannot place one.
-        self.name, self.email, self.token, self.mid = _markers(rendered)
-        self._markers = re.compile(b"|".join(re.escape(m.encode()) for m in (
-            self.name, self.email, self.token, self.mid)))
+        tag = _tag(rendered)
+        self.name, self.email, self.token, self.mid = (f"Zz{tag}N", f"zz{tag}e@marker.invalid",
+                                                       f"Zz{tag}T", f"Zz{tag}M")
+        self.first, self.greeting, self.open = f"Zz{tag}F", f"Zz{tag}G", f"Zz{tag}O"
+        self._link_marker = f"Zz{tag}K"
+        fixed = (self.name, self.email, self.token, self.mid, self.first, self.greeting,
+                 self.open)
+        self._markers = re.compile(b"|".join(
+            [re.escape(m.encode()) for m in fixed]
+            + [re.escape(self._link_marker.encode()) + rb"\d+K"]))
         marker = Subscriber(email=self.email, name=self.name,
                             format=text_only and "text" or "html")
-        raw = build_message(rendered, marker, envelope=envelope, digest_id=digest_id,
+        reader_holes = fill(rendered, {"first_name": self.first, "greeting": self.greeting,
+                                       "open_url": self._open_value()}, self._link_value)
+        raw = build_message(reader_holes, marker, envelope=envelope, digest_id=digest_id,
                             created_at=created_at,
                             unsubscribe_url=f"{unsubscribe_base}{self.token}",
                             message_id=self.mid).as_bytes()
@@ -58,6 +72,16 @@ class MessageTemplate:
         html_start = self._tail.find(b"Content-Type: text/html")
         html_start = len(self._tail) if html_start < 0 else html_start
         self._pieces = self._split(self._tail, html_start)
+        self._link_markers = {p.marker for p in self._pieces
+                              if p.marker.startswith(self._link_marker.encode())}
+
+    def _link_value(self, position: int) -> str:
+        if self.links.per_reader:
+            return f"{self._link_marker}{position}K"
+        return self.links.click(position)
+
+    def _open_value(self) -> str:
+        return self.open if self.links.per_reader else self.links.open()
 
     def _split(self, data: bytes, html_start: int) -> list[_Piece]:
         pieces, last = [], 0
@@ -76,7 +100,14 @@ class MessageTemplate:
         if not email.isascii():  # rare: SMTPUTF8 addresses take the slow path
             return self._slow(subscriber, token, message_id)
         raw = {self.name.encode(): name, self.email.encode(): email,
-               self.token.encode(): token, self.mid.encode(): message_id}
+               self.token.encode(): token, self.mid.encode(): message_id,
+               self.first.encode(): first_name(name), self.greeting.encode(): greeting(name)}
+        if self.links.per_reader:
+            reader = getattr(subscriber, "token_id", "")
+            raw[self.open.encode()] = self.links.open(reader)
+            prefix = self._link_marker.encode()
+            raw.update({marker: self.links.click(int(marker[len(prefix):-1]), reader)
+                        for marker in self._link_markers})
         escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
         out = [self._head, self._to_line(name, email)]
         for piece in self._pieces:
@@ -91,10 +122,13 @@ class MessageTemplate:
         return spliced
 
     def _slow(self, subscriber: Subscriber | Recipient, token: str, message_id: str) -> bytes:
+        reader = getattr(subscriber, "token_id", "") if self.links.per_reader else ""
         return build_message(self.rendered, subscriber, envelope=self.envelope,
                              digest_id=self.digest_id, created_at=self.created_at,
                              unsubscribe_url=f"{self.unsubscribe_base}{token}",
-                             message_id=message_id).as_bytes()
+                             message_id=message_id,
+                             link=lambda position: self.links.click(position, reader),
+                             open_url=self.links.open(reader)).as_bytes()
 
     @staticmethod
     def _too_long(data: bytes) -> bool:
@@ -112,10 +146,10 @@ class MessageTemplate:
         return msg.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
 
 
-def _markers(rendered: RenderedDigest) -> tuple[str, str, str, str]:
-    """Name, address, token and Message-ID markers that appear nowhere in the digest."""
+def _tag(rendered: RenderedDigest) -> str:
+    """The random part of a template's markers: it appears nowhere in the digest."""
     content = rendered.subject + rendered.html + rendered.text
     while True:
         tag = secrets.token_hex(6)
         if tag not in content:
-            return f"Zz{tag}N", f"zz{tag}e@marker.invalid", f"Zz{tag}T", f"Zz{tag}M"
+            return tag

@@ -15,9 +15,11 @@ from digest.bounces.policy import DigestRates, rates
 from digest.clock import Clock, utc_now
 from digest.config import Config
 from digest.errors import ConfigError, DigestError
+from digest.report import DigestReport, audience, digest_report
 from digest.slots import next_fire_after
 from digest.state import State, open_state
 from digest.state.editorial import Approval, ApprovalWait, Hold
+from digest.state.engagement import AudiencePoint
 from digest.state.ledger import DigestWithCounts
 from digest.state.runs import Run
 from digest.state.sources import SourceState
@@ -129,6 +131,8 @@ class StatusReport:
     subscribers: dict[str, int]
     bounces: dict[int, DigestRates] = field(default_factory=dict)
     bounce_reports: dict[str, int] = field(default_factory=dict)  # outcome → messages
+    reports: tuple[DigestReport, ...] = ()  # the sent digests among `digests`
+    audience: tuple[AudiencePoint, ...] = ()
 
     @property
     def unfinished(self) -> list[int]:
@@ -167,6 +171,9 @@ class StatusReport:
             "sources": [{"url": s.url, "last_success_at": _iso(s.last_success_at),
                          "consecutive_failures": s.consecutive_failures} for s in self.sources],
             "subscribers": self.subscribers,
+            "reports": [report.as_json() for report in self.reports],
+            "audience": [{"digest_id": p.digest_id, "at": p.at.isoformat(),
+                          "recipients": p.recipients} for p in self.audience],
         }
 
 
@@ -184,7 +191,10 @@ def status_report(config: Config, now: datetime) -> StatusReport:
             digests=recent, sources=tuple(state.sources.all_states()),
             subscribers=state.subscribers.count_by_status(),
             bounces=rates(state, [d.digest.id for d in recent]),
-            bounce_reports=state.bounces.outcomes())
+            bounce_reports=state.bounces.outcomes(),
+            reports=tuple(r for d in recent if d.digest.status == "sent"
+                          and (r := digest_report(state, d.digest.id)) is not None),
+            audience=tuple(audience(state)))
 
 
 def _rates_json(r: DigestRates | None) -> dict[str, Any]:

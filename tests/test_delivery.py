@@ -466,5 +466,5 @@ def test_text_format_subscribers_get_plain_text_only(tmp_path: Path, site: SiteS
         pipeline.run_cycle(load_config(configured(tmp_path, site, relay.port)))
         got = {m.recipients[0]: parse(m.data) for m in relay.messages}
     assert got["ada@example.org"].get_content_type() == "text/plain"
-    assert "Read more:" in got["ada@example.org"].get_content()
+    assert "Read on " in got["ada@example.org"].get_content()
     assert got["bob@example.org"].get_content_type() == "multipart/alternative"

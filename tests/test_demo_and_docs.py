@@ -40,7 +40,7 @@ def test_demo_runs_a_full_cycle_then_finds_nothing_new(tmp_path: Path) -> None:
     assert len(emls) == 4
     text, html = parts(parse(emls[0].read_bytes()))
     assert "Source:" in text and "Disclaimer" in text
-    assert (tmp_path / "outbox" / "preview.html").read_text().count("Read more") == 12
+    assert (tmp_path / "outbox" / "preview.html").read_text().count("Read on ") == 12
     assert f"preview:     {tmp_path / 'outbox' / 'preview.html'}" in first.stdout
     assert not (tmp_path / "state" / "signing.key").stat().st_mode & 0o077
 

@@ -63,7 +63,7 @@ def test_html_is_built_for_email_clients() -> None:
         assert forbidden not in html
     images = re.findall(r"<img [^>]*>", html)
     assert len(images) == 3
-    assert all('alt="Picture' in img and 'width="536"' in img for img in images)
+    assert all('alt="Picture' in img and 'width="120"' in img for img in images)
 
 
 def test_each_article_and_the_footer_carry_what_readers_need() -> None:
@@ -75,7 +75,8 @@ def test_each_article_and_the_footer_carry_what_readers_need() -> None:
     assert re.search(r'<a href="https://news.example/story-0/"[^>]*>Story number 0</a>', html)
     for needle in ("News ·",
                    "26 November 2026", "Source: (Reuters)", "(Disclaimer: Details may change.)",
-                   ">Read more</a>", "subscribed with ada@example.org", ">Unsubscribe</a>",
+                   ">Read on News \u2192</a>", "subscribed with ada@example.org",
+                   ">Unsubscribe</a>",
                    "1 Lane", 'href="https://digest.example/archive/7/"', "View in your browser"):
         assert needle in html, needle
     assert "https://digest.example/unsubscribe/t" in text.splitlines()
@@ -185,7 +186,7 @@ def test_dkim_signature_verifies(tmp_path: Path, site: SiteServer, smtp: SmtpSin
         return record
 
     assert dkim.verify(data, dnsfunc=dns)
-    assert not dkim.verify(data.replace(b"Read more", b"Read MORE", 1), dnsfunc=dns)
+    assert not dkim.verify(data.replace(b"Read on", b"Read ON", 1), dnsfunc=dns)
 
 
 def test_missing_dkim_key_is_a_config_error(tmp_path: Path, site: SiteServer) -> None:

@@ -124,7 +124,7 @@ def test_an_own_folder_with_only_digest_html_falls_back_for_the_rest(
     assert result.returncode == 0, result.stderr
     text, html = parts(parse(smtp.messages[0].data))
     assert "<!-- ours -->" in html  # our digest.html
-    assert "Read more" in html  # the bundled _article.html it includes
+    assert "Read on " in html  # the bundled _article.html it includes
     assert "Unsubscribe with one click" in text  # the bundled digest.txt
 
 

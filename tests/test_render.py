@@ -58,13 +58,13 @@ def test_text_part_has_each_line_and_url_on_its_own_line() -> None:
 def test_personalise_fills_and_escapes_subscriber_values() -> None:
     rendered = render_digest(digest(), OPTIONS)
     assert placeholders(rendered.marker)["unsubscribe_url"] in rendered.html
-    html, text = personalise(rendered, name='Ada "<b>" Lovelace', email="ada@example.org",
+    html, text = personalise(rendered, name='"<b>Ada</b>" Lovelace', email="ada@example.org",
                              unsubscribe_url="https://digest.example/unsubscribe/t?a=1&b=2")
     assert "%%" not in html and "%%" not in text
-    assert "Ada &quot;&lt;b&gt;&quot; Lovelace" in html
+    assert "Hello &quot;&lt;b&gt;Ada&lt;/b&gt;&quot;," in html
     assert 'href="https://digest.example/unsubscribe/t?a=1&amp;b=2"' in html
     assert "https://digest.example/unsubscribe/t?a=1&b=2" in text.splitlines()
-    assert 'Ada "<b>" Lovelace' in text
+    assert 'Hello "<b>Ada</b>",' in text.splitlines()
 
 
 def test_subject_comes_from_the_configured_template() -> None:

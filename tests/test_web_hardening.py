@@ -157,5 +157,5 @@ def test_bidi_overrides_never_reach_what_readers_see(project: Project, smtp: Smt
     for shown in (str(message["To"]), str(message["Subject"]), text, html):
         assert not any(c in shown for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
                                             "\u2069")
-    assert "Hello Ada Lovelace" in text
+    assert "Hello Ada," in text and "Ada Lovelace" in str(message["To"])
     assert query(project.folder, "SELECT COUNT(*) FROM deliveries") == [(1,)]

@@ -130,3 +130,31 @@ def summary_list(ctx: Context) -> None:
     for url, text in sorted(edits.items()):
         click.echo(f"{url}\t{text}")
     click.echo(f"{len(edits)} edited summary(ies)", err=True)
+
+
+@cli.command()
+@click.argument("digest_id", type=int)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: a row for the digest, then one per "
+              "article.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for machines.")
+@pass_context
+def report(ctx: Context, digest_id: int, as_csv: bool, as_json: bool) -> None:
+    """What became of one digest: delivered, failed, bounced, complaints, unsubscribed
+    after it, opens and clicks per article."""
+    from digest.cli.present import report_lines
+    from digest.errors import DigestError
+    from digest.report import digest_report, report_csv
+    from digest.state import open_state
+
+    with open_state(ctx.config) as state:
+        found = digest_report(state, digest_id)
+    if found is None:
+        raise DigestError(f"digest report: there is no digest {digest_id} (`digest status` "
+                          "lists the latest)")
+    if as_csv:
+        click.echo(report_csv(found), nl=False)
+    elif as_json:
+        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+    else:
+        for line in report_lines(found):
+            click.echo(line)

@@ -9,6 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from digest.models import RunReport
+    from digest.report import DigestReport
     from digest.state.runs import Run
     from digest.status import StatusReport
 
@@ -129,4 +130,29 @@ def _list_lines(status: StatusReport) -> list[str]:
     for source in status.failing_sources:
         lines.append(f"FAILING source {source.url}: {source.consecutive_failures} cycles "
                      f"in a row; last error: {source.last_error}")
+    return lines
+
+
+def report_lines(report: DigestReport) -> list[str]:
+    """`digest report` as text."""
+    r = report
+    lines = [f"digest {r.digest_id}  {when(r.created_at)}  {r.status}  {r.subject}",
+             f"recipients:  {r.recipients}",
+             f"delivered:   {r.delivered}" + (f" ({r.pending} pending)" if r.pending else ""),
+             f"failed:      {r.failed}",
+             f"bounced:     {r.bounced}",
+             f"complaints:  {r.complaints}",
+             f"unsubscribed after it: {r.unsubscribed_after}"]
+    if r.tracking.opens:
+        lines.append(f"opens:       {r.opens.people} (and {r.opens.automated} by privacy "
+                     "proxies, scanners or programs; opens are unreliable)")
+    if not r.tracking.clicks:
+        lines.append("clicks:      not counted ([tracking] clicks was off for this digest)")
+        return lines
+    total = r.clicks
+    lines.append(f"clicks:      {total.people} (and {total.automated} by link scanners)")
+    width = max((len(a.title) for a in r.articles), default=0)
+    for a in r.articles:
+        lines.append(f"  {a.position + 1:>2}. {a.title[:60]:<{min(width, 60)}}  "
+                     f"{a.clicks.people:>6}  ({a.clicks.automated} automated)")
     return lines

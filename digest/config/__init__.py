@@ -12,6 +12,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from digest.config.checks import check_database, email_problem
 from digest.config.sections import (
@@ -33,6 +34,7 @@ from digest.config.sections import (
     StateSettings,
     SubscriberSettings,
     SummarySettings,
+    TrackingSettings,
     WebSettings,
 )
 from digest.errors import ConfigError
@@ -41,7 +43,7 @@ __all__ = [
     "DEFAULT_SUBJECT", "AlertSettings", "BounceSettings", "Config", "DeliverySettings",
     "DigestSettings", "DkimSettings", "Editor", "EmailSettings", "FetchSettings", "LogSettings",
     "ScheduleSettings", "SmtpSettings", "SourceSettings", "StateSettings",
-    "SubscriberSettings", "SummarySettings", "WebSettings", "check_database",
+    "SubscriberSettings", "SummarySettings", "TrackingSettings", "WebSettings", "check_database",
     "database_url", "default_config_path", "documented_keys", "email_problem",
     "load_config", "parse_config",
 ]
@@ -65,6 +67,7 @@ class Config:
     bounces: BounceSettings
     log: LogSettings
     web: WebSettings
+    tracking: TrackingSettings
     editors: dict[str, Editor] = field(default_factory=dict)
 
     def resolve(self, relative: str) -> Path:
@@ -171,8 +174,35 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         raise ConfigError(f"{path}: [[sources]]: at least one source block is required")
     sources = tuple(_build(SourceSettings, block, f"[[sources]] #{i}", path)
                     for i, block in enumerate(sources_raw, start=1))
+    _check_tracking(sections["tracking"], sections["email"], path)
     return Config(path=path, sources=sources, editors=_editors(raw.get("editors", {}), path),
                   **sections)
+
+
+def _check_tracking(tracking: TrackingSettings, email: EmailSettings, path: Path) -> None:
+    """Tracked links and the open image carry a reader's click through [email] base_url:
+    over https only (plain http on this machine is fine, for trying it out)."""
+    wanted = [name for name in ("clicks", "opens") if getattr(tracking, name)]
+    if not wanted:
+        return
+    parts = urlsplit(email.base_url)
+    if parts.scheme == "https" or is_loopback_host(parts.hostname or ""):
+        return
+    raise ConfigError(f"{path}: [tracking] {wanted[0]}: needs [email] base_url to be an "
+                      f"https:// URL, got {email.base_url!r} (readers' clicks would travel "
+                      "in clear)")
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _editors(table: Any, path: Path) -> dict[str, Editor]:

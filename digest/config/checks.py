@@ -17,6 +17,10 @@ def check_url(value: str) -> str | None:
     return None
 
 
+def check_optional_url(value: str) -> str | None:
+    return check_url(value) if value else None
+
+
 def check_imap_url(value: str) -> str | None:
     if not value:
         return None

@@ -13,6 +13,7 @@ from digest.config.checks import (
     check_imap_url,
     check_networks,
     check_optional_cron,
+    check_optional_url,
     check_timezone,
     check_url,
     email_problem,
@@ -101,6 +102,12 @@ class EmailSettings:
                              "empty: off.")
     max_html_bytes: int = key(100_000, "Largest HTML sent; Gmail clips over 102 KB.", positive)
     max_spam_score: float = key(2.0, "Preflight fails above this SpamAssassin score.")
+    logo_url: str = key("", "https:// URL of a logo shown above the title; empty: none.",
+                        check_optional_url)
+    logo_width: int = key(160, "Logo width in pixels, as the image should show.", positive)
+    logo_height: int = key(40, "Logo height in pixels, as the image should show.", positive)
+    logo_alt: str = key("", "Text shown instead of the logo when images are off; empty: the "
+                        "newsletter's title.")
     dkim: DkimSettings = field(default_factory=DkimSettings, metadata={"help": "DKIM signing."})
 
 
@@ -278,6 +285,17 @@ class FetchSettings:
 
 
 @dataclass(frozen=True)
+class TrackingSettings:
+    clicks: bool = key(False, "Count clicks per article: article links go through "
+                       "[email] base_url/c/… (needs https), which redirects to the article.")
+    per_subscriber: bool = key(False, "Tie each click (and open) to the reader who made it: "
+                               "personal data, which your privacy notice must mention; off: "
+                               "counts per article only.")
+    opens: bool = key(False, "Count opens with a 1x1 image: unreliable (mail privacy "
+                      "proxies load every image at delivery, many readers block images).")
+
+
+@dataclass(frozen=True)
 class Editor:
     """One editor account: `digest editor add NAME` writes it."""
 
@@ -300,5 +318,6 @@ SECTIONS: dict[str, type] = {
     "bounces": BounceSettings,
     "log": LogSettings,
     "web": WebSettings,
+    "tracking": TrackingSettings,
 }
 REQUIRED_SECTIONS = ("email",)

@@ -8,12 +8,14 @@ import hashlib
 import html
 import json
 import re
+import struct
 import threading
 import tomllib
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -38,10 +40,16 @@ class SampleArticle:
     disclaimer: str = ""
     disclaimer_style: str = "plain"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    image_alt: str = ""  # set: the article has a lead picture
 
     @property
     def path(self) -> str:
         return f"/{self.published:%Y/%m/%d}/{self.slug}/"
+
+    @property
+    def image_path(self) -> str:
+        return f"/wp-content/uploads/{self.published:%Y/%m}/{self.slug}.png" \
+            if self.image_alt else ""
 
     @property
     def category_slug(self) -> str:
@@ -127,6 +135,10 @@ class SampleSite:
                 request_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for one GET, as a WordPress site would answer it."""
         self.requests.append(path)
+        picture = next((a for a in self.articles if a.image_path and a.image_path == path), None)
+        if picture is not None:
+            return 200, {"Content-Type": "image/png", "Cache-Control": "max-age=86400"}, \
+                picture_png(picture.slug)
         if path.startswith("/wp-json/wp/v2/"):
             return self._api(path.removeprefix("/wp-json/wp/v2/").strip("/"), query)
         status, content_type, body = self.page(path)
@@ -238,6 +250,9 @@ class SampleSite:
         if a.disclaimer:
             attribution += disclaimer_markup(a.disclaimer, a.disclaimer_style) + "\n"
         related = "".join(f'<li><a href="{o.path}">{e(o.title)}</a></li>' for o in others)
+        picture = self.base_url + a.image_path if a.image_path else ""
+        figure = (f'<figure class="wp-block-image size-large"><img src="{e(picture)}" '
+                  f'alt="{e(a.image_alt)}" width="960" height="540"></figure>') if picture else ""
         content = f"""
 <article class="post type-post status-publish">
 <header class="entry-header">
@@ -248,6 +263,7 @@ class SampleSite:
 <time class="entry-date published" datetime="{a.published.isoformat()}">{a.published:%B %-d, %Y}</time></div>
 </header>
 <div class="entry-content">
+{figure}
 <div class="sharedaddy sd-sharing-enabled"><h3 class="sd-title">Share this:</h3>
 <ul><li><a href="#" class="share-twitter">Twitter</a></li><li><a href="#" class="share-facebook">Facebook</a></li></ul></div>
 {body_markup(a.body)}
@@ -268,6 +284,9 @@ class SampleSite:
                 f'<meta name="description" content="{e(a.standfirst)}">'
                 f'<meta property="article:published_time" content="{a.published.isoformat()}">'
                 f'<meta name="author" content="{e(a.author)}">')
+        if picture:
+            head += (f'<meta property="og:image" content="{e(picture)}">'
+                     f'<meta property="og:image:alt" content="{e(a.image_alt)}">')
         return self._layout(a.title, content, head)
 
     def _listing(self, articles: list[SampleArticle], heading: str, next_url: str = "") -> str:
@@ -297,6 +316,38 @@ class SampleSite:
 <aside class="widget-area sidebar"><section class="widget"><h2>Popular</h2></section></aside>
 <footer class="site-footer"><p>© 2026 {self.name}. All rights reserved.</p></footer>
 </body></html>"""
+
+
+@lru_cache(maxsize=32)
+def picture_png(seed: str, width: int = 480, height: int = 270) -> bytes:
+    """A lead picture for a sample article: a night sky with a planet and stars, drawn
+    from the slug (the same picture every time), as a PNG."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    hue = (digest[0], digest[1] // 2, 90 + digest[2] // 3)
+    cx, cy, radius = width * (0.25 + digest[3] / 512), height * 0.6, height * 0.35
+    stars = {(digest[i] * width // 256, digest[i + 1] * height // 256) for i in range(4, 30, 2)}
+    rows = []
+    for y in range(height):
+        row = bytearray(b"\x00")  # PNG filter type: none
+        for x in range(width):
+            shade = y / height
+            pixel = (int(8 + 30 * shade), int(12 + 30 * shade), int(40 + 60 * shade))
+            if (x - cx) ** 2 + (y - cy) ** 2 <= radius ** 2:
+                light = max(0.25, 1 - ((x - cx + radius / 2) ** 2 + (y - cy + radius / 2) ** 2)
+                            / (2.2 * radius ** 2))
+                pixel = (int(hue[0] * light), int(hue[1] * light), int(hue[2] * light))
+            elif (x, y) in stars:
+                pixel = (240, 240, 255)
+            row += bytes(pixel)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b""))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,6 +1,6 @@
 """The state database, and the only code that touches its tables. `open_state(config)`
 connects, brings the schema up to date once, and hands out one repository per group of
-tables: sources, ledger, editorial, runs, subscribers, bounces."""
+tables: sources, ledger, editorial, runs, subscribers, signups, bounces, engagement."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from digest.state import migrate
 from digest.state.bounces import BounceRecords
 from digest.state.db import Database, first_line, safe_url
 from digest.state.editorial import EditorialRecords
+from digest.state.engagement import Engagement
 from digest.state.ledger import Ledger
 from digest.state.runs import RunLog
 from digest.state.signups import SignupQueue
@@ -40,6 +41,7 @@ class State:
         self.subscribers = SubscriberRecords(db)
         self.signups = SignupQueue(db)
         self.bounces = BounceRecords(db)
+        self.engagement = Engagement(db)
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from digest.message import new_message_id
-from digest.models import Article, Recipient, RenderedDigest, Subscriber
+from digest.models import Article, Recipient, RenderedDigest, Subscriber, TrackingMode
 from digest.state import editorial, sources
 from digest.state.db import Database, as_utc, maybe_utc, pid_alive
 from digest.state.schema import deliveries, digest_articles, digests, senders
@@ -39,11 +39,13 @@ class StoredDigest:
     html: str
     text: str
     marker: str = ""
+    tracking: TrackingMode = TrackingMode()
+    finished_at: datetime | None = None
 
     @property
     def rendered(self) -> RenderedDigest:
         return RenderedDigest(subject=self.subject, html=self.html, text=self.text,
-                              marker=self.marker)
+                              marker=self.marker, tracking=self.tracking)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class DigestArticle:
     url: str
     title: str
     source_name: str
+    link: str = ""  # where its tracked link leads; "" for the URL itself
 
 
 @dataclass(frozen=True)
@@ -126,14 +129,17 @@ class Ledger:
                 digest_id = conn.execute(insert(digests).values(
                     created_at=now, status="sending", subject=rendered.subject,
                     html=rendered.html, text=rendered.text, slot=slot,
-                    marker=rendered.marker or None)
+                    marker=rendered.marker or None,
+                    tracking=rendered.tracking.encode() or None)
                     .returning(digests.c.id)).scalar_one()
             except IntegrityError:
                 return Created.SLOT_TAKEN
             if articles:
                 conn.execute(insert(digest_articles), [
                     {"digest_id": digest_id, "position": i, "url": a.url, "title": a.title,
-                     "source_name": a.source_name} for i, a in enumerate(articles)])
+                     "source_name": a.source_name,
+                     "link": rendered.links[i] if i < len(rendered.links) else None}
+                    for i, a in enumerate(articles)])
             editorial.mark_edits_sent(conn, [a.url for a in articles], digest_id)
             added = 0
             for batch in _batches(recipients, 1000):
@@ -223,8 +229,29 @@ class Ledger:
             rows = conn.execute(select(digest_articles)
                                 .where(digest_articles.c.digest_id == digest_id)
                                 .order_by(digest_articles.c.position)).all()
-        return [DigestArticle(row.position, row.url, row.title, row.source_name)
-                for row in rows]
+        return [DigestArticle(row.position, row.url, row.title, row.source_name,
+                              row.link or "") for row in rows]
+
+    def link_target(self, digest_id: int, position: int) -> str | None:
+        """Where the tracked link to one article of a sent digest leads, if it exists."""
+        if not (0 < digest_id < 2**63 and 0 <= position < 2**31):
+            return None
+        with self.db.connect() as conn:
+            row = conn.execute(select(digest_articles.c.url, digest_articles.c.link).where(
+                digest_articles.c.digest_id == digest_id,
+                digest_articles.c.position == position)).first()
+        return (row.link or row.url) if row else None
+
+    def delivered_at(self, digest_id: int, token_id: str, before: datetime) -> datetime | None:
+        """When the digest reached the reader with this token id (with "", the latest
+        delivery of the digest before `before`): how a link prefetch is told apart."""
+        query = select(func.max(deliveries.c.updated_at)).where(
+            deliveries.c.digest_id == digest_id, deliveries.c.status == "sent",
+            deliveries.c.updated_at <= before)
+        if token_id:
+            query = query.where(deliveries.c.token_id == token_id)
+        with self.db.connect() as conn:
+            return maybe_utc(conn.execute(query).scalar())
 
     def digest_of(self, url: str) -> int | None:
         """The digest an article went out in, if any (a refused digest does not count)."""
@@ -468,4 +495,5 @@ def _batches(items: Iterable[Subscriber], size: int) -> Iterator[list[Subscriber
 def _stored(row: Any) -> StoredDigest:
     return StoredDigest(id=row.id, created_at=as_utc(row.created_at), status=row.status,
                         subject=row.subject, html=row.html, text=row.text,
-                        marker=row.marker or "")
+                        marker=row.marker or "", tracking=TrackingMode.decode(row.tracking),
+                        finished_at=maybe_utc(row.finished_at))

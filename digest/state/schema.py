@@ -35,6 +35,8 @@ digests = Table(
     Column("slot", DateTime(timezone=True)),
     # The random part of the digest's per-subscriber placeholders (NULL: the old fixed ones).
     Column("marker", String(32)),
+    # How its links count ([tracking] when it was rendered): 'clicks,opens,reader'; NULL: none.
+    Column("tracking", String(32)),
     Index("ix_digests_slot", "slot", unique=True),
 )
 
@@ -45,6 +47,8 @@ digest_articles = Table(
     Column("url", Text, nullable=False, index=True),
     Column("title", Text, nullable=False),
     Column("source_name", Text, nullable=False),
+    # Where the article's tracked link leads (its URL with utm_* added); NULL: the URL.
+    Column("link", Text),
 )
 
 deliveries = Table(
@@ -266,6 +270,34 @@ bounce_alerts = Table(
     Column("digest_id", Integer, primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
+# A click on a tracked link that counted (repeats within minutes do not); `automated` marks
+# link scanners and previewers, counted apart from people. `reader` is the subscriber's
+# token id, only in digests that count per reader ([tracking] per_subscriber).
+clicks = Table(
+    "clicks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("automated", Integer, nullable=False, default=0),
+    Column("reader", String(64)),
+    Index("ix_clicks_digest_position", "digest_id", "position"),
+    Index("ix_clicks_reader", "reader"),
+)
+
+# A load of a digest's open image ([tracking] opens), as `clicks` counts them.
+opens = Table(
+    "opens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("automated", Integer, nullable=False, default=0),
+    Column("reader", String(64)),
+    Index("ix_opens_digest", "digest_id"),
+    Index("ix_opens_reader", "reader"),
 )
 
 

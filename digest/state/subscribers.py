@@ -15,9 +15,15 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import SubscriberError
 from digest.models import Subscriber
-from digest.state import bounces, ledger
+from digest.state import bounces, engagement, ledger
 from digest.state.db import Database, maybe_utc
-from digest.state.schema import settings_table, subscriber_events, subscribers, suppressions
+from digest.state.schema import (
+    deliveries,
+    settings_table,
+    subscriber_events,
+    subscribers,
+    suppressions,
+)
 from digest.subscribers import (
     FORMATS,
     STATUSES,
@@ -196,6 +202,10 @@ class SubscriberRecords:
         key = address_key(email)
         digest_of_key = address_hash(key)
         with self.db.begin() as conn:
+            token_ids = conn.execute(select(subscribers.c.token_id).where(
+                subscribers.c.email_key == key).union(select(deliveries.c.token_id).where(
+                    deliveries.c.email_key == key))).scalars().all()
+            engagement.forget_reader(conn, [t for t in token_ids if t])
             gone = conn.execute(delete(subscribers).where(subscribers.c.email_key == key))
             conn.execute(delete(subscriber_events).where(subscriber_events.c.email_key == key))
             wiped = ledger.forget_address(conn, key, f"forgotten:{digest_of_key[:16]}")

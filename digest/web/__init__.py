@@ -22,6 +22,7 @@ from digest.web.editor import desk_pages
 from digest.web.proxy import TrustedProxies, networks
 from digest.web.public import public
 from digest.web.security import apply_headers
+from digest.web.tracked import tracked
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def create_app(config: Config) -> Flask:
     _editor_sessions(app, context)
     app.register_blueprint(public)
     app.register_blueprint(desk_pages)
+    app.register_blueprint(tracked)
     app.register_error_handler(HTTPException, _error_page)
     secure = config.email.base_url.startswith("https://")
 

@@ -15,6 +15,7 @@ from flask import Response, current_app, make_response, session
 from digest.config import Config
 from digest.slots import cadence
 from digest.state import State
+from digest.tracking import RepeatFilter
 from digest.web.security import LoginThrottle, RateLimit, csrf_token
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class WebContext:
     login_limit: RateLimit  # attempts per client, whatever the names
     logins: LoginThrottle
     signups: SignupWorker
+    repeats: RepeatFilter  # clicks and opens counted in the last few minutes
     extras: dict[str, Any]
 
     @classmethod
@@ -47,7 +49,8 @@ class WebContext:
                    editor_secret=os.environ.get(config.web.secret_env, ""),
                    subscribe_limit=RateLimit(*SUBSCRIBE_LIMIT),
                    login_limit=RateLimit(*LOGIN_LIMIT), logins=LoginThrottle(),
-                   signups=SignupWorker(config, state, keys[0]), extras={})
+                   signups=SignupWorker(config, state, keys[0]), repeats=RepeatFilter(),
+                   extras={})
 
     def csrf_binding(self) -> str:
         """What this request's CSRF tokens are bound to: the editor's session, if any."""

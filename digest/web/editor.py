@@ -17,9 +17,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from digest import editorial, pipeline
 from digest.clock import utc_now
 from digest.errors import DigestError, EditorialError, SubscriberError
+from digest.report import audience, digest_report
 from digest.slots import next_fire_after
 from digest.subscribers import read_subscriber_file
 from digest.web.archive import public_html, recent_digests, stored_digest
+from digest.web.charts import Bar, bar_chart, column_chart
 from digest.web.context import WebContext, web
 from digest.web.desk import DraftDesk
 from digest.web.security import DESK_CSP, EMAIL_CSP, require_csrf
@@ -296,9 +298,16 @@ def archive() -> Response:
 def archive_digest(digest_id: int) -> Response:
     w = web()
     stored = stored_digest(w.state, digest_id) or abort(404)
-    return page("editor/archive_digest.html", stored=stored,
+    found = digest_report(w.state, digest_id) or abort(404)
+    points = audience(w.state)
+    return page("editor/archive_digest.html", stored=stored, report=found,
                 counts=w.state.ledger.delivery_counts(digest_id),
-                articles=w.state.ledger.digest_articles(digest_id))
+                articles=w.state.ledger.digest_articles(digest_id),
+                clicks_chart=bar_chart(f"Clicks per article, digest {digest_id}", [
+                    Bar(a.title, a.clicks.people, a.clicks.automated)
+                    for a in found.articles]),
+                audience_chart=column_chart("Readers each digest reached", [
+                    Bar(f"{p.at:%-d %b %Y}", p.recipients) for p in points]))
 
 
 @desk_pages.get("/archive/<int:digest_id>/email.html")
@@ -306,7 +315,8 @@ def archive_digest(digest_id: int) -> Response:
 def archive_email(digest_id: int) -> Response:
     w = web()
     stored = stored_digest(w.state, digest_id) or abort(404)
-    return email_frame(public_html(w.config, stored.rendered, digest_id, w.key))
+    targets = [a.link or a.url for a in w.state.ledger.digest_articles(digest_id)]
+    return email_frame(public_html(w.config, stored.rendered, digest_id, w.key, targets))
 
 
 def _editor_email(name: str) -> str:
