@@ -33,13 +33,13 @@ def bar_chart(title: str, bars: Sequence[Bar], width: int = 640) -> Markup:
         machines = round(room * b.automated / most)
         parts.append(f'<text x="{label_width - gap}" y="{y + 16}" text-anchor="end" '
                      f'font-size="12" fill="{INK}">{escape(_short(b.label, 38))}</text>')
-        parts.append(f'<rect x="{label_width}" y="{y + 3}" width="{people}" height="16" '
-                     f'fill="{PEOPLE}"><title>{escape(b.label)}: {b.value} clicks'
+        parts.append(f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{people}" '
+                     f'height="16" fill="{PEOPLE}"><title>{escape(b.label)}: {b.value} clicks'
                      f'</title></rect>')
         if machines:
-            parts.append(f'<rect x="{label_width + people}" y="{y + 3}" width="{machines}" '
-                         f'height="16" fill="{AUTOMATED}"><title>{b.automated} automated'
-                         f'</title></rect>')
+            parts.append(f'<rect class="bar automated" x="{label_width + people}" y="{y + 3}" '
+                         f'width="{machines}" height="16" fill="{AUTOMATED}">'
+                         f'<title>{b.automated} automated</title></rect>')
         parts.append(f'<text x="{label_width + people + machines + gap}" y="{y + 16}" '
                      f'font-size="12" fill="{INK}">{b.value}</text>')
     return Markup("".join(parts) + "</svg>")
@@ -59,7 +59,7 @@ def column_chart(title: str, columns: Sequence[Bar], width: int = 640,
     for i, c in enumerate(columns):
         tall = round(plot * c.value / most)
         x = round(i * step + (step - bar) / 2, 1)
-        parts.append(f'<rect x="{x}" y="{top + plot - tall}" width="{bar:.1f}" '
+        parts.append(f'<rect class="column" x="{x}" y="{top + plot - tall}" width="{bar:.1f}" '
                      f'height="{tall}" fill="{PEOPLE}"><title>{escape(c.label)}: {c.value}'
                      f'</title></rect>')
     if columns:

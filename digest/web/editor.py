@@ -306,7 +306,7 @@ def archive_digest(digest_id: int) -> Response:
                 clicks_chart=bar_chart(f"Clicks per article, digest {digest_id}", [
                     Bar(a.title, a.clicks.people, a.clicks.automated)
                     for a in found.articles]),
-                audience_chart=column_chart("Readers each digest reached", [
+                audience_chart=column_chart("Active subscribers each digest reached", [
                     Bar(f"{p.at:%-d %b %Y}", p.recipients) for p in points]))
 
 
