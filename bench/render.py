@@ -1,7 +1,10 @@
 """Rendering cost: a 10, 50 and 100 article digest rendered and inlined; ms per digest for
 the whole render (Jinja2 + premailer) and for premailer alone, and, as the baseline that
 motivates rendering once per digest, the cost of filling one subscriber's placeholders
-into the finished HTML against inlining it again per subscriber.
+into the finished HTML against inlining it again per subscriber. Then the per-subscriber
+cost of a whole spliced message (what the send loop pays for each reader) with click
+tracking off (the baseline), on for the digest, and on per reader: tokens are spliced in,
+never re-rendered, so the cost should stay within noise of the baseline.
 
     .venv/bin/python bench/render.py
 """
@@ -17,14 +20,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import digest.render as render_module  # noqa: E402
-from digest.models import Article, Digest, DigestItem, Summary  # noqa: E402
+from digest.message import Envelope  # noqa: E402
+from digest.models import (  # noqa: E402
+    Article,
+    Digest,
+    DigestItem,
+    Recipient,
+    Summary,
+    TrackingMode,
+)
 from digest.render import (  # noqa: E402
-    PLACEHOLDERS,
     RenderOptions,
     inline_css,
     personalise,
     render_digest,
 )
+from digest.splice import MessageTemplate  # noqa: E402
+from digest.tracking import longest_click_url  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 7, tzinfo=UTC)
 OPTIONS = RenderOptions(templates=REPO / "templates", subject_template="{{ title }}",
@@ -90,8 +102,47 @@ def main() -> int:
         print(f"{count:>8}{whole:>11.1f}{premailer_ms:>14.1f}{premailer_ms / whole:>7.0%}"
               f"{len(rendered.html.encode()) / 1024:>7.1f}{fill_us:>9.1f}"
               f"{premailer_ms * 1000 / fill_us:>15.0f}x")
-    assert all(marker in rendered.html for marker in (PLACEHOLDERS["unsubscribe_url"],))
+    assert "ada@example.org" not in rendered.html  # placeholders, filled per subscriber
+    spliced_per_subscriber()
     return 0
+
+
+ENVELOPE = Envelope(from_address="Spacecraft Digest <digest@news.example>", reply_to="",
+                    list_id="<digest.news.example>", base_url="https://digest.example",
+                    archive_key=b"bench-key")
+MODES = (("off (baseline)", TrackingMode()), ("clicks", TrackingMode(clicks=True)),
+         ("clicks per reader", TrackingMode(clicks=True, per_reader=True)),
+         ("clicks+opens per reader", TrackingMode(clicks=True, opens=True, per_reader=True)))
+
+
+def spliced_per_subscriber(articles: int = 20, readers: int = 2000) -> None:
+    """µs per spliced message for each tracking mode, as the send loop builds them."""
+    from dataclasses import replace
+
+    digest = digest_of(articles)
+    recipients = [Recipient(delivery_id=i, email=f"reader{i}@example.org",
+                            name=f"Reader {i} Example", token_id=f"tok{i:013d}")
+                  for i in range(readers)]
+    print(f"\nper-subscriber message, {articles} articles, {readers} readers, best of 3")
+    print(f"{'tracking':>24}{'µs/message':>12}{'KB':>7}{'vs off':>8}")
+    baseline = 0.0
+    for label, mode in MODES:
+        options = replace(OPTIONS, tracking=mode,
+                          link_length=len(longest_click_url(OPTIONS.base_url, mode)))
+        template = MessageTemplate(render_digest(digest, options), envelope=ENVELOPE,
+                                   digest_id=7, created_at=NOW,
+                                   unsubscribe_base="https://digest.example/unsubscribe/")
+        best = min(_per_message(template, recipients) for _ in range(3))
+        size = len(template.message_bytes(recipients[0], "t.abc", "<m@x>")) / 1024
+        baseline = baseline or best
+        print(f"{label:>24}{best:>12.1f}{size:>7.1f}{best / baseline:>7.2f}x")
+
+
+def _per_message(template: MessageTemplate, recipients: list[Recipient]) -> float:
+    started = time.perf_counter()
+    for r in recipients:
+        template.message_bytes(r, f"t.{r.token_id}", f"<digest-7.{r.delivery_id}@x>")
+    return (time.perf_counter() - started) * 1e6 / len(recipients)
 
 
 if __name__ == "__main__":

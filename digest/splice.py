@@ -72,8 +72,19 @@ class MessageTemplate:
         html_start = self._tail.find(b"Content-Type: text/html")
         html_start = len(self._tail) if html_start < 0 else html_start
         self._pieces = self._split(self._tail, html_start)
-        self._link_markers = {p.marker for p in self._pieces
-                              if p.marker.startswith(self._link_marker.encode())}
+        prefix = self._link_marker.encode()
+        self._link_positions = sorted(
+            {(p.marker, int(p.marker[len(prefix):-1])) for p in self._pieces
+             if p.marker.startswith(prefix)})
+        self._plain_base = html.escape(envelope.base_url, quote=True) == envelope.base_url
+        self._marked_lines = _marked_lines(self._pieces)
+        self._texts = [p.text for p in self._pieces]
+        self._holes = [(p.marker, p.escaped) for p in self._pieces[:-1]]
+        # The longest marked line's fixed part, by how many markers it holds: a bound
+        # that clears almost every message without adding up each line.
+        self._widest: dict[int, int] = {}
+        for static, markers in self._marked_lines:
+            self._widest[len(markers)] = max(static, self._widest.get(len(markers), 0))
 
     def _link_value(self, position: int) -> str:
         if self.links.per_reader:
@@ -102,24 +113,36 @@ class MessageTemplate:
         raw = {self.name.encode(): name, self.email.encode(): email,
                self.token.encode(): token, self.mid.encode(): message_id,
                self.first.encode(): first_name(name), self.greeting.encode(): greeting(name)}
+        reader = getattr(subscriber, "token_id", "")
         if self.links.per_reader:
-            reader = getattr(subscriber, "token_id", "")
             raw[self.open.encode()] = self.links.open(reader)
-            prefix = self._link_marker.encode()
-            raw.update({marker: self.links.click(int(marker[len(prefix):-1]), reader)
-                        for marker in self._link_markers})
-        escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
-        out = [self._head, self._to_line(name, email)]
-        for piece in self._pieces:
-            out.append(piece.text)
-            if piece.marker:
-                out.append((escaped if piece.escaped else raw)[piece.marker].encode("utf-8"))
-        spliced = b"".join(out)
-        if self._too_long(spliced):
+        values = {(k, False): v.encode("utf-8") for k, v in raw.items()}
+        values.update({(k, True): html.escape(v, quote=True).encode("utf-8")
+                       for k, v in raw.items()})
+        if self._link_positions:
+            click = self.links.clicks_of(reader)
+            for marker, position in self._link_positions:
+                url = click(position)
+                values[marker, False] = url.encode()
+                # tokens are URL-safe: only a base URL with &, <, > or quotes needs escaping
+                values[marker, True] = (url if self._plain_base else html.escape(url)).encode()
+        if self._too_long(values):
             # A line past SMTP's limit (an unbreakable URL, a long name in a long line):
             # the slow path encodes that part quoted-printable.
             return self._slow(subscriber, token, message_id)
-        return spliced
+        # Static text and filled holes alternate; slice assignment interleaves them fast.
+        out: list[bytes] = [b""] * (2 * len(self._texts) - 1)
+        out[0::2] = self._texts
+        out[1::2] = [values[hole] for hole in self._holes]
+        return self._head + self._to_line(name, email) + b"".join(out)
+
+    def _too_long(self, values: dict[tuple[bytes, bool], bytes]) -> bool:
+        longest = max(map(len, values.values()))
+        if all(static + count * longest <= MAX_LINE_OCTETS
+               for count, static in self._widest.items()):
+            return False
+        return any(static + sum(len(values[m]) for m in markers) > MAX_LINE_OCTETS
+                   for static, markers in self._marked_lines)
 
     def _slow(self, subscriber: Subscriber | Recipient, token: str, message_id: str) -> bytes:
         reader = getattr(subscriber, "token_id", "") if self.links.per_reader else ""
@@ -127,12 +150,8 @@ class MessageTemplate:
                              digest_id=self.digest_id, created_at=self.created_at,
                              unsubscribe_url=f"{self.unsubscribe_base}{token}",
                              message_id=message_id,
-                             link=lambda position: self.links.click(position, reader),
+                             link=self.links.clicks_of(reader),
                              open_url=self.links.open(reader)).as_bytes()
-
-    @staticmethod
-    def _too_long(data: bytes) -> bool:
-        return max(map(len, data.split(b"\r\n"))) > MAX_LINE_OCTETS
 
 
     def _to_line(self, name: str, email: str) -> bytes:
@@ -144,6 +163,26 @@ class MessageTemplate:
         msg = EmailMessage(policy=HEADER_POLICY)
         msg["To"] = _address(Subscriber(email=email, name=name))
         return msg.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+def _marked_lines(pieces: list[_Piece]) -> list[tuple[int, tuple[tuple[bytes, bool], ...]]]:
+    """Each line that holds markers: its length without them, and its markers. Only these
+    lines change per reader, so only they can pass the line limit once filled in (the
+    template itself is built within it)."""
+    lines: list[tuple[int, tuple[tuple[bytes, bool], ...]]] = []
+    static, markers = 0, list[tuple[bytes, bool]]()
+    for piece in pieces:
+        segments = piece.text.split(b"\r\n")
+        if len(segments) > 1:
+            if markers:
+                lines.append((static + len(segments[0]), tuple(markers)))
+            static, markers = 0, []
+        static += len(segments[-1])
+        if piece.marker:
+            markers.append((piece.marker, piece.escaped))
+    if markers:
+        lines.append((static, tuple(markers)))
+    return lines
 
 
 def _tag(rendered: RenderedDigest) -> str:

@@ -9,13 +9,13 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from digest.models import TrackingMode
 from digest.tokens import signature, verify
 
-CLICK, OPEN = "click", "open"
+CLICK, READER_CLICK, OPEN = "click", "reader-click", "open"
 # A reader who clicks the same story twice within this long counts once.
 REPEAT_WINDOW_SECONDS = 600.0
 # Mail security gateways open every link of a message as it arrives; a person does not
@@ -48,9 +48,27 @@ class TrackedLink:
 
 
 def click_token(key: bytes, digest_id: int, position: int, reader: str = "") -> str:
-    """The token of one article's tracked link in one digest (for one reader)."""
-    payload = f"{digest_id}.{position}" + (f".{reader}" if reader else "")
-    return f"k.{payload}.{signature(key, CLICK, payload)}"
+    """The token of one article's tracked link in one digest (for one reader).
+
+    Without a reader the signature covers digest and position. With one it covers digest
+    and reader only, so a message's twenty links cost one signature, not twenty: changing
+    the position of a genuine token still leads only to that digest's own articles, and
+    counts for the same reader, who could have clicked them anyway."""
+    if not reader:
+        payload = f"{digest_id}.{position}"
+        return f"k.{payload}.{signature(key, CLICK, payload)}"
+    return reader_click_token(digest_id, position, reader,
+                              reader_signature(key, digest_id, reader))
+
+
+def reader_signature(key: bytes, digest_id: int, reader: str) -> str:
+    """The signature every per-reader click token of one reader in one digest carries."""
+    return signature(key, READER_CLICK, f"{digest_id}.{reader}")
+
+
+def reader_click_token(digest_id: int, position: int, reader: str, signed: str) -> str:
+    """A per-reader click token, from the reader's signature (see click_token)."""
+    return f"k.{digest_id}.{position}.{reader}.{signed}"
 
 
 def open_token(key: bytes, digest_id: int, reader: str = "") -> str:
@@ -67,7 +85,8 @@ def read_click(keys: Sequence[bytes], token: str) -> TrackedLink | None:
     numbers, reader = parts[1:3], parts[3] if len(parts) == 5 else ""
     if not all(_number(n) for n in numbers) or (reader and not TOKEN_ID.fullmatch(reader)):
         return None
-    if not verify(keys, CLICK, ".".join(parts[1:-1]), parts[-1]):
+    signed = f"{numbers[0]}.{reader}" if reader else ".".join(numbers)
+    if not verify(keys, READER_CLICK if reader else CLICK, signed, parts[-1]):
         return None
     return TrackedLink(int(numbers[0]), int(numbers[1]), reader)
 
@@ -195,6 +214,15 @@ class ReaderLinks:
         """The tracked link to the article at `position`."""
         return click_url(self.base_url, click_token(self.key, self.digest_id, position,
                                                     reader if self.per_reader else ""))
+
+    def clicks_of(self, reader: str) -> Callable[[int], str]:
+        """One reader's tracked links, position by position, signed once for them all."""
+        if not (self.per_reader and reader):
+            return self.click
+        signed = reader_signature(self.key, self.digest_id, reader)
+        base = f"{self.base_url.rstrip('/')}/c/"
+        return lambda position: base + reader_click_token(self.digest_id, position, reader,
+                                                          signed)
 
     def open(self, reader: str = "") -> str:
         """The open image's URL."""

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -27,7 +28,7 @@ from digest.demo.site import SiteServer
 from digest.demo.smtp_sink import SmtpSink
 from digest.errors import DigestError, TransportError
 from digest.message import Envelope, build_message
-from digest.models import Subscriber
+from digest.models import Recipient, Subscriber
 from digest.splice import MessageTemplate
 from digest.state import open_state
 from tests.conftest import Project, parse, query, write_config
@@ -424,6 +425,43 @@ def test_spliced_message_is_identical_to_the_slow_path(name: str, local: str, to
                          unsubscribe_url=f"https://digest.example/unsubscribe/{token}",
                          message_id=message_id).as_bytes()
     assert fast == slow
+
+
+TRACKED: dict[str, Any] = {}
+
+
+@settings(max_examples=120, deadline=None)
+@given(name=st.text(max_size=60),
+       reader=st.from_regex(r"[A-Za-z0-9_-]{1,24}", fullmatch=True),
+       mode=st.sampled_from(["clicks", "reader", "reader+opens"]))
+def test_spliced_message_with_tracked_links_is_identical_to_the_slow_path(
+        name: str, reader: str, mode: str) -> None:
+    from dataclasses import replace
+
+    from digest.models import TrackingMode
+    from digest.render import render_digest
+    from digest.tracking import ReaderLinks
+
+    tracking = TrackingMode(clicks=True, opens="opens" in mode, per_reader="reader" in mode)
+    if mode not in TRACKED:
+        TRACKED[mode] = render_digest(big_digest(3), replace(options(), tracking=tracking))
+    rendered = TRACKED[mode]
+    created = datetime(2026, 11, 26, 7, tzinfo=UTC)
+    template = MessageTemplate(rendered, envelope=ENVELOPE, digest_id=9, created_at=created,
+                               unsubscribe_base="https://digest.example/unsubscribe/")
+    subscriber = Recipient(delivery_id=1, email="ada@example.org", name=name,
+                           token_id=reader)
+    fast = template.message_bytes(subscriber, "tok.sig", "<m.1@news.example>")
+    links = ReaderLinks(ENVELOPE.base_url, ENVELOPE.archive_key, 9, tracking.per_reader)
+    who = reader if tracking.per_reader else ""
+    slow = build_message(rendered, subscriber, envelope=ENVELOPE, digest_id=9,
+                         created_at=created,
+                         unsubscribe_url="https://digest.example/unsubscribe/tok.sig",
+                         message_id="<m.1@news.example>", link=links.clicks_of(who),
+                         open_url=links.open(who)).as_bytes()
+    assert fast == slow
+    assert b"/c/k.9.0." in fast
+    assert (f"/c/k.9.0.{reader}.".encode() in fast) == tracking.per_reader
 
 
 def test_unreachable_relay_is_fatal_and_keeps_everything_pending(tmp_path: Path,
