@@ -10,6 +10,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -375,3 +376,47 @@ def test_the_digest_greets_by_first_name_lists_its_stories_and_names_each_site(
     assert re.search(r'<img class="thumb" src="http://127\.0\.0\.1:\d+/wp-content/uploads/'
                      r'[^"]+" alt="[^"]+" width="120"', html)
     assert all(len(line) <= 998 for line in smtp.messages[0].data.split(b"\r\n"))
+
+
+def test_tracked_links_count_whole_in_the_size_guard() -> None:
+    from dataclasses import replace
+
+    from digest.models import Recipient, TrackingMode
+    from digest.render import render_digest
+    from digest.splice import MessageTemplate
+    from digest.tracking import longest_click_url
+    from tests.test_delivery import ENVELOPE
+    from tests.test_email import big_digest, options
+
+    limit = 60_000
+    mode = TrackingMode(clicks=True, opens=True, per_reader=True)
+    rendered = render_digest(big_digest(40), replace(
+        options(max_html_bytes=limit), tracking=mode,
+        link_length=len(longest_click_url("https://digest.example", mode))))
+    template = MessageTemplate(rendered, envelope=ENVELOPE, digest_id=123_456,
+                               created_at=datetime(2026, 11, 26, 7, tzinfo=UTC), unsubscribe_base="https://"
+                               "digest.example/unsubscribe/")
+    reader = Recipient(delivery_id=1, email="ada@example.org", name="Ada Lovelace",
+                       token_id="x" * 16)
+    message = parse(template.message_bytes(reader, "tok.sig", "<m@news.example>"))
+    _, html = parts(message)
+    assert "/c/k.123456." in html
+    assert len(html.encode()) <= limit
+
+
+def test_the_logo_shows_with_its_size_and_alt_text(project: Project, smtp: SmtpSink) -> None:
+    text = project.config_path.read_text().replace(
+        'postal_address = "1 Launch Lane, Leicester"',
+        'postal_address = "1 Launch Lane, Leicester"\n'
+        'logo_url = "https://digest.example/logo.png"\nlogo_width = 180\nlogo_height = 48\n'
+        'logo_alt = "Spacecraft Digest logo"')
+    project.config_path.write_text(text)
+    pipeline.run_cycle(project.config)
+    _, html = parts(parse(smtp.messages[0].data))
+    html = " ".join(html.split())
+    assert re.search(r'<img class="logo" src="https://digest.example/logo.png" width="180" '
+                     r'height="48" alt="Spacecraft Digest logo"', html)
+    project.config_path.write_text(text.replace("https://digest.example/logo.png",
+                                                "javascript:alert(1)"))
+    with pytest.raises(ConfigError, match="logo_url"):
+        load_config(project.config_path)
