@@ -268,6 +268,8 @@ def test_a_reader_clicks_in_a_browser_and_the_desk_counts_it(
                 "rs => rs.map(r => r.getAttribute('width'))")]
             assert len(widths) == len(counts) and widths[0] > 0 and not any(widths[1:])
             assert editor.locator(".chart-box svg rect.column").count() == 1
+            frame = editor.frame_locator("iframe.email")
+            assert frame.locator("a", has_text="Read on").count() >= len(stored)
             chart.screenshot(path=str(ARTIFACTS / "desk-clicks-chart.png"))
             editor.screenshot(path=str(ARTIFACTS / "desk-digest-report.png"), full_page=True)
         finally:

@@ -22,7 +22,7 @@ class Bar:
 
 def bar_chart(title: str, bars: Sequence[Bar], width: int = 640) -> Markup:
     """Horizontal bars, one per row, the automated share drawn lighter after it."""
-    row, label_width, gap = 26, 250, 8
+    row, label_width, gap = 26, 290, 8
     height = max(1, len(bars)) * row + 8
     most = max((b.value + b.automated for b in bars), default=0) or 1
     room = width - label_width - 70
