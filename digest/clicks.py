@@ -12,6 +12,7 @@ from digest.tracking import (
     RepeatFilter,
     Request,
     TrackedLink,
+    client_key,
     is_automated,
     read_click,
     read_open,
@@ -55,8 +56,10 @@ def _count(state: State, repeats: RepeatFilter, link: TrackedLink, request: Requ
     automated = is_automated(Request(request.method, request.user_agent,
                                      request.accept_language, since),
                              knows_reader=bool(reader))
-    who = reader or (client, request.user_agent)
+    who = reader or client_key(client, request.user_agent)
     if not repeats.first((link.digest_id, link.position, who, automated)):
+        return False
+    if not repeats.within_budget(client_key(client, "")):
         return False
     if link.position is None:
         state.engagement.record_open(link.digest_id, automated=automated, reader=reader,
@@ -68,6 +71,11 @@ def _count(state: State, repeats: RepeatFilter, link: TrackedLink, request: Requ
 
 
 def _is_article_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and \
-        not CONTROL_OR_SPACE.intersection(url)
+    if CONTROL_OR_SPACE.intersection(url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  raises on a port out of range
+    except ValueError:  # a malformed IPv6 host or port: nowhere a browser could go
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

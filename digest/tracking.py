@@ -5,6 +5,7 @@ which are link scanners, and which repeat an earlier click, is decided here. No 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -22,6 +23,10 @@ REPEAT_WINDOW_SECONDS = 600.0
 # read and click within this long of delivery.
 PREFETCH_SECONDS = 30.0
 MAX_REMEMBERED = 100_000  # repeat-window entries kept in memory at most
+# Counts one client address may add within the repeat window: more than a person clicks
+# through one digest, far less than a script inflating the figures (the redirect itself
+# is always answered).
+CLIENT_BUDGET = 60
 TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # User agents of link scanners, crawlers, previewers and HTTP libraries: no person reads
 # through them. (Image proxies such as Gmail's are not here: they load images, not links.)
@@ -132,17 +137,40 @@ def is_automated(request: Request, *, knows_reader: bool) -> bool:
     return knows_reader or not request.accept_language.strip()
 
 
+def client_key(address: str, user_agent: str) -> bytes:
+    """A short, keyless digest of who made a request, for the in-memory repeat window:
+    neither the address nor a 256 KB agent header is kept."""
+    return hashlib.blake2b(f"{address}\0{user_agent[:512]}".encode("utf-8", "replace"),
+                           digest_size=16).digest()
+
+
 class RepeatFilter:
     """Remembers, in memory only, what was counted in the last REPEAT_WINDOW_SECONDS, so
-    a double click, a reload or a back-and-forth counts once. Nothing of it is stored:
-    without per-reader tracking the key holds the client's address and agent, which must
-    not outlive the window."""
+    a double click, a reload or a back-and-forth counts once. Nothing of it is stored, and
+    keys are short digests (client_key), so memory stays bounded by MAX_REMEMBERED."""
 
     def __init__(self, window: float = REPEAT_WINDOW_SECONDS,
-                 limit: int = MAX_REMEMBERED) -> None:
-        self.window, self.limit = window, limit
+                 limit: int = MAX_REMEMBERED, budget: int = CLIENT_BUDGET) -> None:
+        self.window, self.limit, self.budget = window, limit, budget
         self._seen: OrderedDict[Hashable, float] = OrderedDict()
+        self._spent: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def within_budget(self, client: bytes, now: float | None = None) -> bool:
+        """Whether one more count from this client (a client_key of its address alone) is
+        within CLIENT_BUDGET for the window; spends one when it is."""
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            while self._spent:
+                oldest, (since, _) = next(iter(self._spent.items()))
+                if moment - since <= self.window and len(self._spent) < self.limit:
+                    break
+                del self._spent[oldest]
+            since, used = self._spent.get(client, (moment, 0))
+            if used >= self.budget:
+                return False
+            self._spent[client] = (since, used + 1)
+            return True
 
     def first(self, key: Hashable, now: float | None = None) -> bool:
         """True the first time `key` is seen within the window (and remembers it)."""

@@ -422,3 +422,51 @@ def test_the_logo_shows_with_its_size_and_alt_text(project: Project, smtp: SmtpS
                                                 "javascript:alert(1)"))
     with pytest.raises(ConfigError, match="logo_url"):
         load_config(project.config_path)
+
+
+def test_one_client_cannot_inflate_the_counts_and_keeps_nothing_readable_in_memory(
+        tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
+    from digest.web import web_context
+
+    pipeline.run_cycle(project.config)
+    links, _, _ = links_of(smtp)
+    answers = [requests.get(links[0], allow_redirects=False, timeout=10, headers={
+        **BROWSER, "User-Agent": f"{BROWSER['User-Agent']} variant/{i} " + "x" * 4000})
+        for i in range(70)]
+    assert {a.status_code for a in answers} == {302}  # always answered
+    assert click_counts(project) == {(0, False): 60}
+    remembered = web_context(tracked.app).repeats._seen
+    assert all(len(key[2]) == 16 for key in remembered)  # a digest, not address and agent
+    [(at,)] = query(project.folder, "SELECT DISTINCT at FROM clicks")
+    assert str(at)[14:19] in ("00:00", "00:00+")  # unnamed clicks keep the hour only
+
+
+def test_a_stored_target_no_browser_could_follow_is_refused_before_counting(
+        tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
+    from sqlalchemy import create_engine, text
+
+    pipeline.run_cycle(project.config)
+    links, _, _ = links_of(smtp)
+    engine = create_engine(project.config.database_url())
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE digest_articles SET link = 'https://a.example:99999/' "
+                          "WHERE position = 0"))
+        conn.execute(text("UPDATE digest_articles SET link = 'https://[::1/' "
+                          "WHERE position = 1"))
+    engine.dispose()
+    for link in links[:2]:
+        answer = requests.get(link, headers=BROWSER, allow_redirects=False, timeout=10)
+        assert answer.status_code == 404
+    assert click_counts(project) == {}
+
+
+def test_the_web_version_links_straight_to_the_articles(
+        tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
+    pipeline.run_cycle(project.config)
+    _, text, _ = links_of(smtp)
+    web_url = re.search(r"(http://127\.0\.0\.1:\d+/archive/\d+/\?k=\S+)", text)
+    assert web_url
+    page = requests.get(web_url.group(1), timeout=10)
+    assert page.status_code == 200 and "/c/" not in page.text
+    stored = [url for (url,) in query(project.folder, "SELECT link FROM digest_articles")]
+    assert all(f'href="{url}"' in page.text for url in stored)

@@ -61,7 +61,8 @@ class Engagement:
                      now: datetime) -> None:
         """Count one click on the tracked link to the article at `position`."""
         with self.db.write_lock, self.db.begin() as conn:
-            conn.execute(insert(clicks).values(digest_id=digest_id, position=position, at=now,
+            conn.execute(insert(clicks).values(digest_id=digest_id, position=position,
+                                               at=_stored_time(now, reader),
                                                automated=int(automated),
                                                reader=reader or None))
 
@@ -69,7 +70,8 @@ class Engagement:
                     now: datetime) -> None:
         """Count one load of the digest's open image."""
         with self.db.write_lock, self.db.begin() as conn:
-            conn.execute(insert(opens).values(digest_id=digest_id, at=now,
+            conn.execute(insert(opens).values(digest_id=digest_id,
+                                              at=_stored_time(now, reader),
                                               automated=int(automated), reader=reader or None))
 
     def article_clicks(self, digest_id: int) -> list[ArticleTally]:
@@ -135,6 +137,12 @@ class Engagement:
             rows = conn.execute(query).all()
         return [AudiencePoint(row.id, as_utc(row.created_at), int(row.n))
                 for row in reversed(rows)]
+
+
+def _stored_time(now: datetime, reader: str) -> datetime:
+    """A click's time as kept: to the hour when it names no reader, so a click cannot be
+    matched to one delivery's time and through it to a reader."""
+    return now if reader else now.replace(minute=0, second=0, microsecond=0)
 
 
 def forget_reader(conn: Connection, token_ids: Sequence[str]) -> None:

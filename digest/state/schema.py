@@ -76,6 +76,9 @@ deliveries = Table(
     UniqueConstraint("digest_id", "email"),
     Index("ix_deliveries_email_key", "email_key"),
     Index("ix_deliveries_digest_status", "digest_id", "status"),
+    # A tracked click asks when the digest (or this reader's copy) was delivered.
+    Index("ix_deliveries_digest_status_time", "digest_id", "status", "updated_at"),
+    Index("ix_deliveries_token_digest", "token_id", "digest_id"),
     # A bounce that lost its VERP address still quotes the message's Message-ID.
     Index("ix_deliveries_message_id", "message_id"),
 )

@@ -13,7 +13,6 @@ from digest.models import RenderedDigest
 from digest.render import fill, reader_values
 from digest.state import State
 from digest.state.ledger import StoredDigest
-from digest.tracking import ReaderLinks
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,15 @@ def stored_digest(state: State, digest_id: int) -> StoredDigest | None:
 
 
 def public_html(config: Config, rendered: RenderedDigest, digest_id: int, key: bytes,
-                direct: Sequence[str] | None = None) -> str:
-    """A sent digest with no subscriber in it: its tracked links count for no reader, or
-    lead straight to these targets (the editor's copy, whose clicks are not readers')."""
+                targets: Sequence[str]) -> str:
+    """A sent digest with no subscriber in it, its article links leading straight to
+    `targets` (the web version and the editor's copy count no clicks)."""
     base = config.email.base_url.rstrip("/")
-    links = ReaderLinks(base, key, digest_id, per_reader=False)
     values = reader_values(name="", email="", unsubscribe_url=f"{base}/subscribe",
                            web_url=f"{base}/archive/{digest_id}/?k="
                                    f"{archive_token(key, digest_id)}",
                            open_url=f"{base}/o/archive.gif")  # viewing it is no open
     values["name"] = "reader"  # "Hello reader," in templates that greet by name alone
-    page = fill(rendered, values, links.click if direct is None else
-                (lambda position: direct[position] if position < len(direct) else "")).html
+    page = fill(rendered, values,
+                lambda position: targets[position] if position < len(targets) else "").html
     return page.replace(">Unsubscribe</a> with one click", ">Subscribe</a> to get it by email")

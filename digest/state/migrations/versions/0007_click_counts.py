@@ -41,9 +41,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_opens_digest", "opens", ["digest_id"])
     op.create_index("ix_opens_reader", "opens", ["reader"])
+    op.create_index("ix_deliveries_digest_status_time", "deliveries",
+                    ["digest_id", "status", "updated_at"])
+    op.create_index("ix_deliveries_token_digest", "deliveries", ["token_id", "digest_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_token_digest", "deliveries")
+    op.drop_index("ix_deliveries_digest_status_time", "deliveries")
     op.drop_table("opens")
     op.drop_table("clicks")
     with op.batch_alter_table("digest_articles") as batch:
