@@ -21,7 +21,7 @@ from digest.build import (
 )
 from digest.clock import Clock, utc_now
 from digest.config import Config
-from digest.deliver import Transport, configured_transport
+from digest.deliver import Transport, configured_transport, transport_factory
 from digest.deliver.send import (
     envelope,
     envelope_sender,
@@ -71,7 +71,7 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
     `slot` is the scheduled fire time when the scheduler runs it: one digest per slot, and
     the editor's hold and approval apply."""
     report = RunReport(dry_run=dry_run)
-    factory = make_transport or (lambda: configured_transport(config))
+    factory = make_transport or transport_factory(config)
     slot = slot.astimezone(UTC) if slot else None
     with open_state(config) as state, state.db.lock("run", clock()):
         started = clock()
@@ -218,7 +218,7 @@ def resume(config: Config, *, make_transport: TransportFactory | None = None,
            clock: Clock = utc_now) -> RunReport:
     """Finish unfinished digests, if there are any, and nothing else."""
     report = RunReport()
-    factory = make_transport or (lambda: configured_transport(config))
+    factory = make_transport or transport_factory(config)
     with open_state(config) as state, state.db.lock("run", clock()):
         started = clock()
         lost = False
