@@ -1,11 +1,12 @@
-"""Sending speed: a 10,000-subscriber digest with 1, 2 and 4 SMTP connections to a
+"""Sending speed: a 10,000-subscriber digest with 1, 2, 4, 8 and 16 SMTP connections to a
 minimal asyncio SMTP sink (digest/demo/null_smtp.py, in its own process, so the receiver
 is not the bottleneck), against a baseline measured in the same run that pushes the same number of
 pre-built messages through plain smtplib over the same number of connections. Our figure
 includes the per-message ledger commit, the subscriber re-check and the rate accounting.
 Then peak memory (max RSS of a fresh process) for 1,000, 10,000 and 100,000 subscribers.
 
-    .venv/bin/python bench/send.py [--subscribers 10000] [--memory 1000,10000,100000]
+    .venv/bin/python bench/send.py [--subscribers 10000] [--counts 1,2,4,8,16]
+                                   [--memory 1000,10000,100000]
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _cpu() -> float:
 
 def baseline(port: int, count: int, connections: int) -> dict[str, float]:
     """Plain smtplib: the same number of pre-built messages over the same connections."""
-    from digest.message import Envelope, build_message
+    from digest.message import Envelope, build_message, new_message_id
     from digest.models import Subscriber
     from digest.render import RenderOptions, render_digest
     from tests.test_email import big_digest
@@ -89,7 +90,8 @@ def baseline(port: int, count: int, connections: int) -> dict[str, float]:
                         list_id="x <x.news.example>", base_url="https://digest.example")
     message = build_message(rendered, Subscriber("reader@example.org", "Reader"),
                             envelope=envelope, digest_id=1, created_at=datetime.now(UTC),
-                            unsubscribe_url="https://digest.example/unsubscribe/t").as_bytes()
+                            unsubscribe_url="https://digest.example/unsubscribe/t",
+                            message_id=new_message_id(1, "news.example")).as_bytes()
 
     def push(n: int) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
@@ -128,6 +130,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--memory", default="1000,10000,100000")
+    parser.add_argument("--counts", default="1,2,4,8,16",
+                        help="connection counts to measure, each against smtplib")
     parser.add_argument("--connections", type=int, default=0)
     parser.add_argument("--child", choices=("prepare", "ours", "baseline"))
     parser.add_argument("--project", default="")
@@ -151,7 +155,7 @@ def main() -> int:
         print(f"{'connections':>11}{'ours msg/s':>12}{'smtplib msg/s':>15}{'ratio':>8}"
               f"{'ours CPU µs/msg':>17}{'smtplib CPU µs/msg':>20}")
         worst = float("inf")
-        for connections in (1, 2, 4):
+        for connections in (int(c) for c in args.counts.split(",") if c):
             mine = _child("ours", port, args.subscribers, connections)
             base = _child("baseline", port, args.subscribers, connections)
             assert mine["sent"] == args.subscribers, mine

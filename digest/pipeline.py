@@ -21,7 +21,7 @@ from digest.build import (
 )
 from digest.clock import Clock, utc_now
 from digest.config import Config
-from digest.deliver import Transport, configured_transport
+from digest.deliver import Transport, configured_transport, transport_factory
 from digest.deliver.send import (
     envelope,
     envelope_sender,
@@ -29,7 +29,13 @@ from digest.deliver.send import (
     send_digest,
     unsubscribe_link,
 )
-from digest.errors import DigestError, EditorialError, SendStopped, SourcesDown
+from digest.errors import (
+    DigestError,
+    EditorialError,
+    SendStopped,
+    SourcesDown,
+    StateUnavailable,
+)
 from digest.gather import gather, make_fetcher
 from digest.keys import signing_key
 from digest.message import build_message, new_message_id, sender_domain
@@ -65,17 +71,19 @@ def run_cycle(config: Config, *, dry_run: bool = False, force: bool = False,
     `slot` is the scheduled fire time when the scheduler runs it: one digest per slot, and
     the editor's hold and approval apply."""
     report = RunReport(dry_run=dry_run)
-    factory = make_transport or (lambda: configured_transport(config))
+    factory = make_transport or transport_factory(config)
     slot = slot.astimezone(UTC) if slot else None
     with open_state(config) as state, state.db.lock("run", clock()):
         started = clock()
+        lost = False  # the database went away: the run cannot be recorded
         try:
             _cycle(config, state, factory, clock, report, force=force, slot=slot)
         except DigestError as exc:
             report.outcome, report.reason = "failed", str(exc)
+            lost = isinstance(exc, StateUnavailable)
             raise
         finally:
-            if not dry_run:
+            if not (dry_run or lost):
                 finish_run(config, state, report, kind="digest" if slot else "manual",
                            slot=slot, started=started, now=clock(), make_transport=factory)
     return report
@@ -210,16 +218,18 @@ def resume(config: Config, *, make_transport: TransportFactory | None = None,
            clock: Clock = utc_now) -> RunReport:
     """Finish unfinished digests, if there are any, and nothing else."""
     report = RunReport()
-    factory = make_transport or (lambda: configured_transport(config))
+    factory = make_transport or transport_factory(config)
     with open_state(config) as state, state.db.lock("run", clock()):
         started = clock()
+        lost = False
         try:
             _resume_unfinished(config, state, factory, clock, report)
         except DigestError as exc:
             report.outcome, report.reason = "failed", str(exc)
+            lost = isinstance(exc, StateUnavailable)
             raise
         finally:
-            if report.resumed_digest_id is not None:
+            if report.resumed_digest_id is not None and not lost:
                 finish_run(config, state, report, kind="resume", slot=None,
                            started=started, now=clock(), make_transport=factory)
     if report.resumed_digest_id is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from digest.clock import Clock, utc_now
 from digest.config import Config
-from digest.deliver import Transport, configured_transport
+from digest.deliver import Transport, transport_factory
 from digest.deliver.send import send_digest
 from digest.shutdown import stop_requested
 from digest.state import open_state
@@ -36,7 +36,7 @@ def run_worker(config: Config, *, once: bool = False,
     """Send whatever digest has pending deliveries, until stopped (SIGTERM), or, with
     `once`, until nothing is left to claim. Deferred deliveries wait for the next
     `digest run`, `resume` or scheduled cycle, as they do without workers."""
-    factory = make_transport or (lambda: configured_transport(config))
+    factory = make_transport or transport_factory(config)
     report = WorkerReport()
     state = open_state(config)
     log.info("worker started: batches of %d, lease %g s", config.delivery.batch_size,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -148,6 +149,17 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     html = msg.get_body(("html",))
     assert text is not None and html is not None
     return str(text.get_content()), str(html.get_content())
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key for 127.0.0.1 and localhost."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 @pytest.fixture

@@ -52,15 +52,24 @@ class TempPostgres:
             shutil.chown(self.folder, "postgres")
 
     def __enter__(self) -> TempPostgres:
-        data = self.folder / "data"
-        self._run(_binary("initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(_binary("initdb"), "-D", str(self.folder / "data"), "-U", USER,
+                  "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Start the server (again) on its port, with its data."""
         options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                    "-c max_connections=300")
-        self._run(_binary("pg_ctl"), "-D", str(data), "-o", options, "-l",
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-o", options, "-l",
                   str(self.folder / "server.log"), "-w", "start")
-        return self
+
+    def stop(self) -> None:
+        """Shut the server down the way an administrator does (every client is
+        disconnected at once), keeping its data for `start`."""
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w",
+                  "stop")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -257,16 +257,6 @@ def test_auth_failure_stops_at_once_with_nothing_marked_sent(tmp_path: Path,
         assert path.exists()
 
 
-@pytest.fixture
-def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
-
-
 def test_starttls_verifies_the_certificate_against_ca_file(tmp_path: Path, site: SiteServer,
                                                            tls_files: tuple[Path, Path]) -> None:
     cert, key = tls_files

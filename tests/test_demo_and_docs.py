@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from digest.cli import cli
@@ -104,6 +105,28 @@ def test_every_command_answers_help_with_what_the_readme_says_it_is(tmp_path: Pa
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (path, result.stderr)
         assert f"Usage: digest {path}" in result.stdout, path
+
+
+HEAVY = ("sqlalchemy", "trafilatura", "lxml", "premailer", "jinja2", "requests", "flask",
+         "apscheduler", "email_validator", "digest.pipeline", "digest.config")
+
+
+def test_digest_help_answers_in_under_0_3_s_without_loading_anything_heavy() -> None:
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "digest", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert traced.returncode == 0 and "Usage: digest" in traced.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "click" in imported  # the trace is what it seems
+    loaded = sorted(m for m in imported if m.split(".")[0] in HEAVY or m in HEAVY)
+    assert loaded == [], loaded
+    times = []
+    for _ in range(5):  # the best of five: the machine may be busy with something else
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "digest", "--help"], capture_output=True,
+                       check=True, timeout=60)
+        times.append(time.perf_counter() - started)
+    assert min(times) < 0.3, times
 
 
 def test_the_command_line_starts_without_loading_the_pipeline() -> None:

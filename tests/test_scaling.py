@@ -34,6 +34,12 @@ def start_worker(folder: Path) -> subprocess.Popen[str]:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def start_run(folder: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "DIGEST_SIGNING_KEY": "cli-test-key"}
+    return subprocess.Popen([sys.executable, "-m", "digest", "-q", "run"], cwd=folder,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def wait_for(condition, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -224,3 +230,74 @@ def test_an_unreachable_database_is_one_line_without_the_password(project: Proje
     assert "Traceback" not in copy.stderr
     assert [line for line in copy.stderr.splitlines() if line.startswith("error:")] == [
         line for line in copy.stderr.splitlines() if line.startswith("error: --to ")]
+
+
+def _point_at(config_path: Path, url: str) -> None:
+    text = config_path.read_text()
+    start = text.index('database = "') + len('database = "')
+    end = text.index('"', start)
+    config_path.write_text(text[:start] + url + text[end:])
+
+
+def test_sixteen_connections_send_every_message_once(tmp_path: Path, site: SiteServer) -> None:
+    # More sending threads than SQLAlchemy's default pool holds (5 + 10 overflow): the
+    # pool is sized from [smtp] connections.
+    everyone = many_subscribers(tmp_path, 300)
+    with SmtpSink() as relay:
+        configured(tmp_path, site, relay.port, smtp_extra="connections = 16")
+        result = digest("run", cwd=tmp_path, timeout=300)
+        received = Counter(m.recipients[0] for m in relay.messages)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert set(received) == everyone and set(received.values()) == {1}
+    assert set(ledger(tmp_path).values()) == {"sent"}
+
+
+def test_a_worker_with_sixteen_connections_sends_the_whole_digest(
+        tmp_path: Path, site: SiteServer) -> None:
+    everyone = many_subscribers(tmp_path, 300)
+    with SmtpSink() as relay:
+        configured(tmp_path, site, relay.port, smtp_extra="connections = 16",
+                   delivery='send_with = "workers"\nbatch_size = 50')
+        queued = digest("run", cwd=tmp_path, timeout=300)
+        assert queued.returncode == 0, queued.stderr
+        done = digest("worker", "--once", cwd=tmp_path, timeout=300)
+        received = Counter(m.recipients[0] for m in relay.messages)
+    assert done.returncode == 0, done.stderr
+    assert "worker: 300 sent, 0 failed" in done.stdout
+    assert set(received) == everyone and set(received.values()) == {1}
+    assert query(tmp_path, "SELECT status FROM digests") == [("sent",)]
+
+
+@pytest.mark.skipif(bool(POSTGRES_SERVER), reason="starts and stops a server of its own: "
+                    "the SQLite pass runs it")
+def test_the_database_going_away_mid_send_is_one_line_and_resume_sends_nobody_twice(
+        tmp_path: Path, site: SiteServer) -> None:
+    if not postgres.available():
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    everyone = many_subscribers(tmp_path, 600)
+    with postgres.TempPostgres() as server, SmtpSink(delay=0.1) as relay:
+        path = configured(tmp_path, site, relay.port, smtp_extra="connections = 16")
+        _point_at(path, postgres.fresh_database(server.url))
+        run = start_run(tmp_path)
+        wait_for(lambda: len(relay.messages) >= 60 or run.poll() is not None)
+        server.stop()  # every connection of the run is cut mid-send
+        server.start()
+        _, err = run.communicate(timeout=120)
+        # Past the preflight's warnings about the digest itself, one line.
+        lines = [line for line in err.splitlines() if line.strip() and "preflight" not in line]
+        stopped_at = len(relay.messages)
+        assert query(tmp_path, "SELECT status FROM digests") == [("sending",)]
+        resumed = digest("resume", cwd=tmp_path, timeout=120)
+        received = Counter(m.recipients[0] for m in relay.messages)
+        outcomes = set(ledger(tmp_path).values())
+    assert run.returncode == 1, err
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: state database postgresql+psycopg://digest@127.0.0.1:")
+    assert "unavailable while sending digest 1" in lines[0]
+    assert "every message the relay accepted is recorded" in lines[0]
+    assert stopped_at < 600
+    assert resumed.returncode == 0, resumed.stderr
+    assert set(received) == everyone
+    assert set(received.values()) == {1}, received.most_common(3)
+    assert outcomes == {"sent"}

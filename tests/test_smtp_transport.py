@@ -1,16 +1,22 @@
-"""The SMTP transport against a real aiosmtpd server: login, refusals, one connection."""
+"""The SMTP transport against a real aiosmtpd server: login, refusals, one connection, TLS
+set up only when asked for, and once per sender."""
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from digest.config import SmtpSettings
+from digest.config import SmtpSettings, load_config
+from digest.deliver import transport_factory
 from digest.deliver.smtp import SmtpTransport
 from digest.demo.smtp_sink import SmtpSink
 from digest.errors import DeliveryError, TransportError
+from tests.conftest import write_config
 
 MESSAGE = b"From: a@news.example\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -78,3 +84,47 @@ def test_refusals_say_whether_a_retry_can_help(reply: str, permanent: bool) -> N
         finally:
             transport.close()
         assert [m.recipients[0] for m in server.messages] == ["c@example.org"]
+
+
+def test_no_tls_context_is_built_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_tls(*_args: Any, **_kwargs: Any) -> ssl.SSLContext:
+        raise AssertionError("a TLS context was built for security = \"none\"")
+
+    monkeypatch.setattr(ssl, "create_default_context", no_tls)
+    with SmtpSink() as server:
+        transport = SmtpTransport(settings(server.port))
+        for i in range(3):  # a fresh connection each time
+            transport.open()
+            assert transport.send("a@news.example", f"r{i}@example.org", MESSAGE)[:3] == "250"
+            transport.close()
+        assert not transport.tls.built
+        assert len(server.messages) == 3
+
+
+def test_one_tls_context_serves_every_connection_of_a_sender(
+        tmp_path: Path, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tls_files
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    built: list[ssl.SSLContext] = []
+    original = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    with SmtpSink(tls_context=server_side, require_starttls=True) as server:
+        config = load_config(write_config(tmp_path, feed_urls=["http://127.0.0.1:9/feed"],
+                                          smtp_port=server.port))
+        config = replace(config, smtp=replace(config.smtp, security="starttls",
+                                              ca_file=str(cert)))
+        make = transport_factory(config)
+        for i in range(4):  # four connections of one send, each opened twice
+            transport = make()
+            for _ in range(2):
+                transport.open()
+                transport.send("a@news.example", f"r{i}@example.org", MESSAGE)
+                transport.close()
+    assert len(server.messages) == 8
+    assert len(built) == 1

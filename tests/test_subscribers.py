@@ -8,11 +8,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import SubscriberError
 from digest.state import open_url
 from digest.state.subscribers import SubscriberRecords, SubscriberReport
-from digest.subscribers import address_hash, export_csv, import_csv, parse_csv, sync_file
+from digest.subscribers import (
+    AddressChecker,
+    address_hash,
+    check_address,
+    export_csv,
+    import_csv,
+    parse_csv,
+    sync_file,
+)
 
 NOW = datetime(2026, 11, 26, 7, tzinfo=UTC)
 
@@ -141,3 +151,54 @@ def test_csv_parsing_keeps_names_and_formats() -> None:
                                   "b@example.org,B,pdf\n", "x.csv")
     assert entries[0].subscriber.name == "A B" and entries[0].format == "text"
     assert problems == ["x.csv: line 3: unknown format 'pdf' (html or text); row skipped"]
+
+
+ONE_IMPORT = AddressChecker()  # one cache across the examples, as across a file's rows
+LOCALS = st.one_of(st.sampled_from(["ada", "Ada.Lovelace", "a+tag", "x_y-z", "postmaster",
+                                    "a..b", ".a", "a.", "", "a b", "ü", '"q"', "a@b", "a" * 64,
+                                    "a" * 65, "a" * 240]),
+                   st.text(alphabet="aZ09._%+-!@ \"ü", max_size=12))
+DOMAINS = st.one_of(st.sampled_from(["example.org", "EXAMPLE.org", "xn--bcher-kva.example",
+                                     "localhost", "a.invalid", "-a.org", "a-.org", "a..org",
+                                     "example", "1.2.3.4", "[1.2.3.4]", "bücher.example",
+                                     "ex_ample.org", "a.b.c.d.example.com", "",
+                                     ("a" * 63 + ".") * 3 + "org", "a" * 64 + ".org"]),
+                    st.text(alphabet="az09.-_ü[]", max_size=20))
+
+
+@settings(max_examples=600, deadline=None)
+@given(local=LOCALS, domain=DOMAINS, spaces=st.sampled_from(["", " "]))
+def test_the_import_checks_addresses_exactly_as_email_validator_does(
+        local: str, domain: str, spaces: str) -> None:
+    address = f"{spaces}{local}@{domain}{spaces}"
+    try:
+        expected: str | SubscriberError = check_address(address)
+    except SubscriberError as exc:
+        expected = exc
+    try:
+        got: str | SubscriberError = ONE_IMPORT(address)
+    except SubscriberError as exc:
+        got = exc
+    assert str(got) == str(expected) and type(got) is type(expected)
+
+
+def test_an_import_checks_each_domain_once(tmp_path: Path, roster: SubscriberRecords,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import digest.subscribers as lists
+
+    checked: list[str] = []
+    real = lists.validate_email
+
+    def counting(address: str, **options: bool) -> object:
+        checked.append(address)
+        return real(address, **options)
+
+    monkeypatch.setattr(lists, "validate_email", counting)
+    rows = "".join(f"reader{i}@{('example.org', 'example.net')[i % 2]},R\n" for i in range(500))
+    source = write(tmp_path / "in.csv", "email,name\n" + rows + "bad@-x.org,B\n")
+    result = import_csv(roster, source, NOW)
+    assert result.added == 500
+    assert result.skipped == (f"{source}: line 502: 'bad@-x.org' is not a valid email "
+                              "address: An email address cannot have a hyphen immediately "
+                              "after the @-sign.; row skipped",)
+    assert len(checked) <= 4  # two domains, and the bad row checked in full

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from digest import logs
-from digest.config import Config, default_config_path, load_config
+
+if TYPE_CHECKING:  # digest.config (its declarations, tomllib) loads when a command runs
+    from digest.config import Config
 
 
 class Context:
@@ -34,6 +37,8 @@ class Context:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from digest.config import load_config
+
             self._config = load_config(self.config_path)
             if self._level_from_config:  # neither -v nor -q: [log] level decides
                 logs.configure(getattr(logging, self._config.log.level.upper()),
@@ -56,6 +61,8 @@ pass_context = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool,
         log_format: str) -> None:
     """Spacecraft Digest: gather new articles, summarise them, mail one digest."""
+    from digest.config import default_config_path
+
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logs.configure(level, log_format)
     ctx.obj = Context(config_path or default_config_path(),

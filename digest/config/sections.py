@@ -126,7 +126,8 @@ class SmtpSettings:
     timeout: float = key(30.0, "Seconds to wait for the relay.", positive)
     ca_file: str = key("", "PEM file of a private CA to trust for STARTTLS/SSL, relative to "
                         "config.toml; empty: the system's CAs.")
-    connections: int = key(2, "Parallel SMTP connections.", positive)
+    connections: int = key(2, "Parallel SMTP connections (each sending process sizes its "
+                           "state-database pool from this).", positive)
     max_per_connection: int = key(1000, "Messages sent on one connection before a new one.",
                                    positive)
     rate_per_second: float = key(0.0, "At most this many messages a second in all; 0: no "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -24,19 +25,21 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def smtp_transport(config: Config) -> Transport:
-    """The SMTP relay named in [smtp]."""
-    from digest.deliver.smtp import SmtpTransport
-
-    ca_file = str(config.resolve(config.smtp.ca_file)) if config.smtp.ca_file else ""
-    return SmtpTransport(config.smtp, password=config.smtp_password(), ca_file=ca_file)
-
-
 def configured_transport(config: Config) -> Transport:
     """The transport [delivery] transport names."""
+    return transport_factory(config)()
+
+
+def transport_factory(config: Config) -> Callable[[], Transport]:
+    """A maker of the configured transport, called once per sending connection; the SMTP
+    transports it makes share one TLS context, built when the first of them needs it."""
     if config.delivery.transport == "outbox":
-        return outbox_transport(config.resolve(config.delivery.outbox))
-    return smtp_transport(config)
+        folder = config.resolve(config.delivery.outbox)
+        return lambda: outbox_transport(folder)
+    from digest.deliver.smtp import SmtpTransport, TlsContext
+
+    tls = TlsContext(str(config.resolve(config.smtp.ca_file)) if config.smtp.ca_file else "")
+    return lambda: SmtpTransport(config.smtp, password=config.smtp_password(), tls=tls)
 
 
 def outbox_transport(folder: Path) -> Transport:

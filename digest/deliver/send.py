@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,8 +21,8 @@ from digest.bounces.verp import verp_address
 from digest.clock import Clock
 from digest.config import Config
 from digest.deliver import Transport
-from digest.deliver.engine import Outcome, Prepared, RateLimiter, SendPlan, send_all
-from digest.errors import ConfigError, ContentRejected, TransportError
+from digest.deliver.engine import Outcome, Prepared, RateLimiter, SendPlan, Tally, send_all
+from digest.errors import ConfigError, ContentRejected, StateUnavailable, TransportError
 from digest.keys import signing_key
 from digest.message import Envelope, dkim_signer, sender_domain
 from digest.models import Recipient
@@ -34,7 +35,10 @@ from digest.tokens import make_token, unsubscribe_token
 
 log = logging.getLogger(__name__)
 
-
+# How long a send stopped by the database going away keeps trying to record the messages
+# the relay had already accepted (a restart or a failover takes seconds), so that the
+# digest can be resumed without sending them twice.
+RECORD_GRACE_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class SendOutcome:
@@ -100,7 +104,15 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
                 make_transport: Callable[[], Transport], clock: Clock, *,
                 retry_deferred: bool = True) -> SendOutcome:
     """Send a committed digest to every recipient still waiting (that another sender does
-    not hold), recording each outcome the moment the server has answered."""
+    not hold), recording each outcome the moment the server has answered. The database
+    going away is StateUnavailable, with the digest left for `digest resume`."""
+    with state.db.reachable(f"sending digest {stored.id}"):
+        return _send_digest(config, state, stored, make_transport, clock, retry_deferred)
+
+
+def _send_digest(config: Config, state: State, stored: StoredDigest,
+                 make_transport: Callable[[], Transport], clock: Clock,
+                 retry_deferred: bool) -> SendOutcome:
     d = config.delivery
     ledger = state.ledger
     expired = ledger.expire_deferred(stored.id, timedelta(hours=d.deferred_lifetime_hours),
@@ -129,11 +141,17 @@ def send_digest(config: Config, state: State, stored: StoredDigest,
     heart.start()
     try:
         tally = send_all(plan)
+    except StateUnavailable as exc:
+        raise sending.after_outage(exc) from None
     finally:
         heart.stop()
-        sending.close()
-        ledger.release_leases(sending.owner)
-        ledger.unregister_sender(sending.owner)
+        sending.finish()
+    return _outcome(config, state, stored, tally, clock)
+
+
+def _outcome(config: Config, state: State, stored: StoredDigest, tally: Tally,
+             clock: Clock) -> SendOutcome:
+    ledger = state.ledger
     if tally.content_refusals and not (tally.sent or tally.unconfirmed):
         ledger.reject_digest(stored.id, tally.content_reason, clock())
         raise ContentRejected(
@@ -177,21 +195,26 @@ class _Sending:
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
+        self.doing = f"sending digest {stored.id}"
+        self.unrecorded: list[tuple[Recipient, Outcome]] = []  # accepted, not committed
+        self.lost = False  # the database went away: its connections are not given back
 
     def claimed(self) -> Iterator[Recipient]:
         """Recipients in leased batches, until none is left or a stop is asked for."""
         d = self.config.delivery
         while not stop_requested.is_set():
-            batch = self.state.ledger.claim_deliveries(
-                self.stored.id, self.owner, d.batch_size, self.lease, self.clock(),
-                retry_deferred=self.retry_deferred, message_domain=self.domain)
+            with self.state.db.reachable(self.doing):
+                batch = self.state.ledger.claim_deliveries(
+                    self.stored.id, self.owner, d.batch_size, self.lease, self.clock(),
+                    retry_deferred=self.retry_deferred, message_domain=self.domain)
             if not batch:
                 return
             yield from batch
 
     def still_wanted(self, recipient: Recipient) -> bool:
         """Whether the address is still subscribed right before its message goes out."""
-        return self._thread().lookup.is_active(recipient.email)
+        with self.state.db.reachable(self.doing):
+            return self._thread().lookup.is_active(recipient.email)
 
     def message_for(self, recipient: Recipient) -> Prepared:
         """One recipient's signed message and the envelope sender it goes out with."""
@@ -204,13 +227,51 @@ class _Sending:
         return Prepared(self.sign(data), sender)
 
     def record(self, recipient: Recipient, outcome: Outcome) -> None:
-        """Commit one outcome; mark the address bounced after repeated hard failures."""
-        self._thread().writer.mark(recipient.delivery_id, status=outcome.status,
-                                   reply=outcome.reply, code=outcome.code,
-                                   attempts=outcome.attempts, now=self.clock())
+        """Commit one outcome; mark the address bounced after repeated hard failures. An
+        outcome the database cannot take now is kept for `after_outage`."""
+        try:
+            self._thread().writer.mark(recipient.delivery_id, status=outcome.status,
+                                       reply=outcome.reply, code=outcome.code,
+                                       attempts=outcome.attempts, now=self.clock())
+        except self.state.db.outages as exc:
+            with self._lock:
+                self.unrecorded.append((recipient, outcome))
+            raise self.state.db.unavailable(exc, self.doing) from None
         if outcome.status == "failed" and outcome.code and 500 <= outcome.code < 600 \
                 and not outcome.content:
-            self._bounce_if_due(recipient.email, outcome.reply)
+            with self.state.db.reachable(self.doing):
+                self._bounce_if_due(recipient.email, outcome.reply)
+
+    def after_outage(self, error: StateUnavailable) -> StateUnavailable:
+        """The send stopped because the database went away. What the relay accepted and
+        could not be recorded is retried for a while (a restart or a failover takes
+        seconds); the error then says whether a resume may repeat any of it."""
+        self.lost = True
+        deadline = time.monotonic() + RECORD_GRACE_SECONDS
+        delay = 0.25
+        while self.unrecorded and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(2 * delay, 4.0)
+            try:
+                self._record_late()
+            except self.state.db.outages:
+                continue
+        left = len(self.unrecorded)
+        if not left:
+            return StateUnavailable(f"{error}; every message the relay accepted is "
+                                    "recorded: `digest resume` sends the rest once the "
+                                    "database is back")
+        return StateUnavailable(f"{error}; {left} message(s) the relay accepted could not "
+                                "be recorded and may go out again: `digest resume` sends "
+                                "the rest once the database is back")
+
+    def _record_late(self) -> None:
+        while self.unrecorded:
+            recipient, outcome = self.unrecorded[0]
+            self.state.ledger.mark(recipient.delivery_id, status=outcome.status,
+                                   reply=outcome.reply, code=outcome.code,
+                                   attempts=outcome.attempts, now=self.clock())
+            self.unrecorded.pop(0)
 
     def _bounce_if_due(self, email: str, reply: str) -> None:
         limit = self.config.delivery.bounce_after
@@ -232,10 +293,22 @@ class _Sending:
                 self.state.ledger.writer(connection))
         return link
 
-    def close(self) -> None:
-        """Give back every thread's connection."""
+    def finish(self) -> None:
+        """Give back every thread's connection and the leases still held. After the
+        database went away, a connection is dropped rather than given back (its reset
+        would fail), and the leases run out by themselves (or a restart on this host
+        frees them at once)."""
         for connection in self._connections:
-            connection.close()
+            if self.lost:
+                connection.invalidate()
+            else:
+                connection.close()
+        try:
+            self.state.ledger.release_leases(self.owner)
+            self.state.ledger.unregister_sender(self.owner)
+        except self.state.db.outages:
+            if not self.lost:
+                raise
 
 
 @dataclass(frozen=True)
@@ -261,8 +334,13 @@ class _Heartbeat:
     def _beat(self) -> None:
         ledger = self.state.ledger
         while not self._stopped.wait(self.lease.total_seconds() / 3):
-            ledger.renew_leases(self.owner, self.lease, self.clock())
-            self.limiter.share(ledger.live_senders(self.clock(), self.lease))
+            try:
+                ledger.renew_leases(self.owner, self.lease, self.clock())
+                self.limiter.share(ledger.live_senders(self.clock(), self.lease))
+            except self.state.db.outages as exc:
+                # The sending threads meet the same outage and stop the send; the next
+                # beat tries again, as the database may be back by then.
+                log.debug("lease heartbeat: %s", exc)
 
     def stop(self) -> None:
         self._stopped.set()

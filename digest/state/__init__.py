@@ -57,12 +57,14 @@ class State:
 
 def open_state(config: Config) -> State:
     """The state database named in [state]."""
-    return open_url(config.database_url(), where=f"{config.path}: [state] database")
+    return open_url(config.database_url(), where=f"{config.path}: [state] database",
+                    sending_threads=config.smtp.connections)
 
 
-def open_url(url: str, where: str = "[state] database") -> State:
-    """The state database at a SQLAlchemy URL, its schema brought up to date."""
-    db = Database(url)
+def open_url(url: str, where: str = "[state] database", sending_threads: int = 2) -> State:
+    """The state database at a SQLAlchemy URL, its schema brought up to date; its pool
+    sized for a process sending over `sending_threads` connections."""
+    db = Database(url, sending_threads)
     try:
         if migrate.current(db.engine) != migrate.head():
             migrate.upgrade(db.engine)

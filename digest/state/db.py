@@ -14,12 +14,16 @@ from typing import Any
 
 from sqlalchemy import Table, create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from digest.errors import LockedError
+from digest.errors import LockedError, StateUnavailable
 from digest.state.schema import locks
 
 STALE_LOCK_AGE = timedelta(hours=12)
+# Pooled connections a process needs besides one per sending thread: the main thread,
+# the lease heartbeat, the thread claiming the next batch, a web request or two.
+POOL_HEADROOM = 5
 
 
 def safe_url(url: str) -> str:
@@ -36,6 +40,12 @@ def first_line(error: object) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def outage_text(error: BaseException) -> str:
+    """What a driver or the pool said when the database went away, in one line."""
+    text = first_line(getattr(error, "orig", None) or error)
+    return text.split(" (Background on this error at:", 1)[0]
+
+
 def as_utc(value: datetime) -> datetime:
     """A datetime read back from the database, with its UTC zone (SQLite drops it)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -49,10 +59,11 @@ def maybe_utc(value: datetime | None) -> datetime | None:
 class Database:
     """One state database: the engine and what every repository over it shares."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sending_threads: int = 2) -> None:
         self.url = url
         _private_sqlite_file(url)
-        self.engine: Engine = create_engine(url, future=True)
+        self.engine: Engine = create_engine(url, future=True,
+                                            **pool_options(url, sending_threads))
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -60,6 +71,26 @@ class Database:
         # on a collision; the sending threads of one process take turns on this lock instead.
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.is_sqlite else nullcontext())
+        dbapi = self.engine.dialect.loaded_dbapi
+        # The database going away: a lost connection or a server shut down (through
+        # SQLAlchemy, or raw on the sending path), a pool that cannot hand out a connection
+        # in time, a SQLite lock held past busy_timeout. Not a constraint or a bad query.
+        self.outages: tuple[type[BaseException], ...] = (
+            OperationalError, InterfaceError, PoolTimeout,
+            dbapi.OperationalError, dbapi.InterfaceError)
+
+    def unavailable(self, error: BaseException, doing: str) -> StateUnavailable:
+        """The one-line error for the database going away while doing something."""
+        return StateUnavailable(f"state database {safe_url(self.url)} unavailable while "
+                                f"{doing}: {outage_text(error)}")
+
+    @contextmanager
+    def reachable(self, doing: str) -> Iterator[None]:
+        """Turn the database going away inside the block into StateUnavailable."""
+        try:
+            yield
+        except self.outages as exc:
+            raise self.unavailable(exc, doing) from None
 
     @property
     def marker(self) -> str:
@@ -118,11 +149,21 @@ class Database:
             pass
         try:
             yield
-        finally:
-            with self.engine.begin() as conn:
-                conn.execute(locks.delete().where(locks.c.name == name,
-                                                  locks.c.pid == me["pid"],
-                                                  locks.c.host == me["host"]))
+        except BaseException:
+            # Failing already, perhaps because the database went away: a lock that cannot
+            # be released now is a dead process's, which the next one takes over.
+            try:
+                self._unlock(name, me)
+            except self.outages:
+                pass
+            raise
+        with self.reachable(f"releasing the {name} lock"):
+            self._unlock(name, me)
+
+    def _unlock(self, name: str, me: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(locks.delete().where(locks.c.name == name, locks.c.pid == me["pid"],
+                                              locks.c.host == me["host"]))
 
     def _try_lock(self, name: str, me: dict[str, Any], now: datetime) -> bool:
         try:
@@ -145,6 +186,17 @@ class Database:
                 locks.c.name == name, locks.c.host == holder.host, locks.c.pid == holder.pid,
                 locks.c.acquired_at == holder.acquired_at).values(**me))
             return taken.rowcount == 1
+
+
+def pool_options(url: str, sending_threads: int) -> dict[str, int]:
+    """The pool for a process that sends over `sending_threads` connections at once: each
+    sending thread holds one connection for its whole pass (status checks and commits on
+    the hot path) and briefly takes a second when a hard failure makes it count bounces;
+    the pool keeps one per thread plus the headroom, and allows as many again in bursts."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return {}  # one in-memory database per thread: SQLAlchemy's own pool for it
+    size = max(1, sending_threads) + POOL_HEADROOM
+    return {"pool_size": size, "max_overflow": size}
 
 
 def _private_sqlite_file(url: str) -> None:

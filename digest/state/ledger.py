@@ -319,6 +319,15 @@ class Ledger:
                                 .order_by(deliveries.c.digest_id)).all()
         return [Delivery(row.digest_id, row.status, maybe_utc(row.updated_at)) for row in rows]
 
+    def mark(self, delivery_id: int, *, status: str, reply: str, code: int | None,
+             attempts: int, now: datetime) -> None:
+        """Record one outcome through the pool (off the hot path: an outcome the sending
+        thread's own connection could not commit)."""
+        with self.db.write_lock, self.db.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
+                status=status, reply=reply, code=code,
+                attempts=deliveries.c.attempts + attempts, updated_at=now))
+
     def writer(self, connection: Any) -> LedgerWriter:
         """Records outcomes on one sending thread's own DBAPI connection."""
         return LedgerWriter(self.db, connection)

@@ -38,6 +38,9 @@ from digest.subscribers import (
 from digest.tokens import new_token_id
 
 BATCH = 1000
+# Rows a transaction of an import takes: a commit costs SQLite a WAL write and a
+# checkpoint now and then, and the IN lists stay well within its variable limit.
+IMPORT_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class SubscriberRecords:
 
         for entry in entries:
             batch.append(entry)
-            if len(batch) == BATCH:
+            if len(batch) == IMPORT_BATCH:
                 flush()
         if batch:
             flush()
