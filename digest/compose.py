@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from digest.abstractive import abstractive_summary
 from digest.config import Config
@@ -52,12 +53,22 @@ def summary_for(config: Config, article: Article, edited: str | None = None) -> 
                        source_line=article.source_line,
                        disclaimer_line=article.disclaimer_line, method="edited")
     d = config.digest
-    extractive = summarize(article, max_sentences=d.summary_sentences,
-                           max_words=d.summary_max_words)
+    small = sum(map(len, article.paragraphs)) <= CACHED_TEXT_CHARS
+    extractive = (_extractive if small else _extractive.__wrapped__)(
+        article, d.summary_sentences, d.summary_max_words)
     if config.summaries.summarizer == "openai-compatible" and extractive.method != "fallback":
         return abstractive_summary(article, config.summaries, max_words=d.summary_max_words,
                                    fallback=extractive)
     return extractive
+
+
+CACHED_TEXT_CHARS = 200_000  # longer articles are summarised afresh, never kept in memory
+
+
+@lru_cache(maxsize=128)
+def _extractive(article: Article, max_sentences: int, max_words: int) -> Summary:
+    # The desk rebuilds its draft on every edit: the same articles, the same summaries.
+    return summarize(article, max_sentences=max_sentences, max_words=max_words)
 
 
 def order_articles(articles: list[Article], order: str) -> list[Article]:

@@ -26,7 +26,9 @@ def test_the_same_story_from_three_sources_appears_once(tmp_path: Path, site: Si
     report = pipeline.run_cycle(project.config)
     assert (report.found, report.summarized) == (12, 12)
     text, html = parts(parse(smtp.messages[0].data))
-    assert text.count("Keystone Module Reaches Orbit") == 1
+    contents, stories = text.split("IN THIS ISSUE", 1)[1].split("=" * 72, 1)
+    assert contents.count("Keystone Module Reaches Orbit") == 1
+    assert stories.count("Keystone Module Reaches Orbit") == 1
     assert "Also reported by Site 2, Site 3" in text
     assert ">Site 2</a>" in html
 
