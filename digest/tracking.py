@@ -248,7 +248,7 @@ class ReaderLinks:
         if not (self.per_reader and reader):
             return self.click
         signed = reader_signature(self.key, self.digest_id, reader)
-        base = f"{self.base_url.rstrip('/')}/c/"
+        base = click_url(self.base_url, "")
         return lambda position: base + reader_click_token(self.digest_id, position, reader,
                                                           signed)
 

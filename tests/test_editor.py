@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -37,6 +38,15 @@ def login(web: WebServer, password: str = PASSWORD) -> requests.Session:
         "csrf_token": token_in(form), "name": "edith", "password": password, "next": ""})
     assert response.status_code in (200, 401)
     return session
+
+
+def log_in_with_browser(page: Any, web: WebServer) -> None:
+    """Log in as the test editor in a Playwright page; returns on the desk."""
+    page.goto(f"{web.url}/editor/login")
+    page.get_by_label("Name").fill("edith")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("h1")
 
 
 def token_in(html: str) -> str:
@@ -246,10 +256,7 @@ def test_the_desk_keeps_its_place_answers_fast_and_fits_a_phone(desk: WebServer,
         browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(f"{desk.url}/editor/login")
-            page.get_by_label("Name").fill("edith")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
+            log_in_with_browser(page, desk)
             page.wait_for_selector("#articles")
             # 390 px wide: nothing scrolls sideways, and every button is on the page.
             assert page.evaluate("document.documentElement.scrollWidth") <= 390

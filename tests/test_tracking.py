@@ -23,7 +23,7 @@ from digest.config import ConfigError, load_config
 from digest.demo.smtp_sink import SmtpSink
 from tests.conftest import REPO, Project, parse, parts, query
 from tests.test_cli import digest
-from tests.test_editor import PASSWORD, login
+from tests.test_editor import PASSWORD, log_in_with_browser, login
 from tests.test_web import WebServer, public_on_free_port
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -55,6 +55,25 @@ def links_of(smtp: SmtpSink, index: int = 0) -> tuple[list[str], str, str]:
     return list(dict.fromkeys(TRACKED.findall(html))), text, html
 
 
+def change(project: Project, *statements: str) -> None:
+    """Alter the project's state database by hand, as a damaged or hostile row would."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(project.config.database_url())
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def stored_links(project: Project) -> list[str]:
+    """Where each article of the sent digest leads, in its order."""
+    return [url for (url,) in query(project.folder,
+                                    "SELECT link FROM digest_articles ORDER BY position")]
+
+
 def click_counts(project: Project) -> dict[tuple[int, bool], int]:
     rows = query(project.folder, "SELECT position, automated, COUNT(*) FROM clicks "
                  "GROUP BY position, automated")
@@ -74,8 +93,7 @@ def test_a_tracked_link_redirects_to_its_article_and_counts_people_and_scanners_
         tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
     pipeline.run_cycle(project.config)
     links, text, html = links_of(smtp)
-    stored = [url for (url,) in query(project.folder,
-                                      "SELECT link FROM digest_articles ORDER BY position")]
+    stored = stored_links(project)
     assert len(links) == len(stored) >= 2
     assert links[0] in text  # the plain-text part carries the same tracked links
     first = requests.get(links[0], headers=BROWSER, allow_redirects=False, timeout=10)
@@ -119,13 +137,8 @@ def test_a_token_names_a_position_so_a_changed_stored_link_cannot_send_readers_e
         tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
     pipeline.run_cycle(project.config)
     links, _, _ = links_of(smtp)
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(project.config.database_url())
-    with engine.begin() as conn:  # a target that is not a web page is never followed
-        conn.execute(text("UPDATE digest_articles SET link = 'javascript:alert(1)' "
-                          "WHERE position = 0"))
-    engine.dispose()
+    # a target that is not a web page is never followed
+    change(project, "UPDATE digest_articles SET link = 'javascript:alert(1)' WHERE position = 0")
     answer = requests.get(links[0], headers=BROWSER, allow_redirects=False, timeout=10)
     assert answer.status_code == 404 and "Location" not in answer.headers
 
@@ -214,13 +227,8 @@ def test_digest_report_gives_the_figures_as_text_csv_and_json(
 def test_a_spreadsheet_formula_in_a_headline_stays_text_in_the_csv(
         tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
     pipeline.run_cycle(project.config)
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(project.config.database_url())
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE digest_articles SET title = '=HYPERLINK(\"http://x\")' "
-                          "WHERE position = 0"))
-    engine.dispose()
+    change(project, "UPDATE digest_articles SET title = '=HYPERLINK(\"http://x\")' "
+                    "WHERE position = 0")
     [(digest_id,)] = query(project.folder, "SELECT id FROM digests")
     out = digest("report", str(digest_id), "--csv", cwd=project.folder,
                  env={"DIGEST_SIGNING_KEY": "test-signing-key"}).stdout
@@ -240,8 +248,7 @@ def test_a_reader_clicks_in_a_browser_and_the_desk_counts_it(
     received = project.folder / "received.html"
     received.write_text(html, encoding="utf-8")
     [(digest_id,)] = query(project.folder, "SELECT id FROM digests")
-    stored = [url for (url,) in query(project.folder,
-                                      "SELECT link FROM digest_articles ORDER BY position")]
+    stored = stored_links(project)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -254,11 +261,7 @@ def test_a_reader_clicks_in_a_browser_and_the_desk_counts_it(
             assert reader.url == stored[0]
             assert urlsplit(reader.url).path.startswith("/20")  # the sample site's article
             editor = browser.new_page(viewport={"width": 1100, "height": 900})
-            editor.goto(f"{tracked.url}/editor/login")
-            editor.get_by_label("Name").fill("edith")
-            editor.get_by_label("Password").fill(PASSWORD)
-            editor.get_by_role("button", name="Log in").click()
-            editor.wait_for_selector("h1")
+            log_in_with_browser(editor, tracked)
             editor.goto(f"{tracked.url}/editor/archive/{digest_id}/")
             counts = editor.locator("td.clicks").all_inner_texts()
             assert counts[0] == "1" and set(counts[1:]) == {"0"}
@@ -443,17 +446,11 @@ def test_one_client_cannot_inflate_the_counts_and_keeps_nothing_readable_in_memo
 
 def test_a_stored_target_no_browser_could_follow_is_refused_before_counting(
         tracked: WebServer, project: Project, smtp: SmtpSink) -> None:
-    from sqlalchemy import create_engine, text
-
     pipeline.run_cycle(project.config)
     links, _, _ = links_of(smtp)
-    engine = create_engine(project.config.database_url())
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE digest_articles SET link = 'https://a.example:99999/' "
-                          "WHERE position = 0"))
-        conn.execute(text("UPDATE digest_articles SET link = 'https://[::1/' "
-                          "WHERE position = 1"))
-    engine.dispose()
+    change(project,
+           "UPDATE digest_articles SET link = 'https://a.example:99999/' WHERE position = 0",
+           "UPDATE digest_articles SET link = 'https://[::1/' WHERE position = 1")
     for link in links[:2]:
         answer = requests.get(link, headers=BROWSER, allow_redirects=False, timeout=10)
         assert answer.status_code == 404
@@ -468,5 +465,5 @@ def test_the_web_version_links_straight_to_the_articles(
     assert web_url
     page = requests.get(web_url.group(1), timeout=10)
     assert page.status_code == 200 and "/c/" not in page.text
-    stored = [url for (url,) in query(project.folder, "SELECT link FROM digest_articles")]
+    stored = stored_links(project)
     assert all(f'href="{url}"' in page.text for url in stored)

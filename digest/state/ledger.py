@@ -88,6 +88,11 @@ class DigestArticle:
     source_name: str
     link: str = ""  # where its tracked link leads; "" for the URL itself
 
+    @property
+    def target(self) -> str:
+        """Where a reader following this article's link lands."""
+        return self.link or self.url
+
 
 @dataclass(frozen=True)
 class Delivery:

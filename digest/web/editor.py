@@ -315,7 +315,7 @@ def archive_digest(digest_id: int) -> Response:
 def archive_email(digest_id: int) -> Response:
     w = web()
     stored = stored_digest(w.state, digest_id) or abort(404)
-    targets = [a.link or a.url for a in w.state.ledger.digest_articles(digest_id)]
+    targets = [a.target for a in w.state.ledger.digest_articles(digest_id)]
     return email_frame(public_html(w.config, stored.rendered, digest_id, w.key, targets))
 
 

@@ -134,7 +134,7 @@ def public_archive_digest(digest_id: int) -> Response:
         abort(404)
     # Straight to the articles: a web visitor or a crawler of the public archive is not a
     # reader of the email, and would blur the clicks the desk shows.
-    targets = [a.link or a.url for a in w.state.ledger.digest_articles(digest_id)]
+    targets = [a.target for a in w.state.ledger.digest_articles(digest_id)]
     response = make_response(public_html(w.config, stored.rendered, digest_id, w.key,
                                          targets), 200)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
