@@ -102,7 +102,8 @@ class EmailSettings:
                              "empty: off.")
     max_html_bytes: int = key(100_000, "Largest HTML sent; Gmail clips over 102 KB.", positive)
     max_spam_score: float = key(2.0, "Preflight fails above this SpamAssassin score.")
-    logo_url: str = key("", "https:// URL of a logo shown above the title; empty: none.",
+    logo_url: str = key("", "URL (https://, or http://) of a logo shown above the title; "
+                        "empty: none.",
                         check_optional_url)
     logo_width: int = key(160, "Logo width in pixels, as the image should show.", positive)
     logo_height: int = key(40, "Logo height in pixels, as the image should show.", positive)
